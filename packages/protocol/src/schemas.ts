@@ -1,0 +1,153 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+/** Verdicts from least to most severe. */
+export const verdicts = ['accept', 'challenge', 'review', 'reject'] as const;
+export type Verdict = (typeof verdicts)[number];
+
+export const fieldTypes = [
+  'string',
+  'number',
+  'integer',
+  'boolean',
+  'ip',
+  'email',
+  'phone',
+  'timestamp',
+  'enum',
+  'string_list',
+] as const;
+export type FieldType = (typeof fieldTypes)[number];
+
+export const Scope = Type.Union([Type.Literal('decide'), Type.Literal('manage')]);
+export type Scope = Static<typeof Scope>;
+
+/** Names of event types, fields, features, lists: safe in URLs, logs and CEL. */
+export const Identifier = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' });
+
+export const FieldSpec = Type.Object(
+  {
+    type: Type.Union(fieldTypes.map((t) => Type.Literal(t))),
+    required: Type.Optional(Type.Boolean()),
+    values: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { minItems: 1, maxItems: 1000 })),
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type FieldSpec = Static<typeof FieldSpec>;
+
+export const EventTypeSchema = Type.Object(
+  {
+    fields: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' }), FieldSpec, {
+      maxProperties: 200,
+    }),
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type EventTypeSchema = Static<typeof EventTypeSchema>;
+
+export const EventId = Type.String({ minLength: 1, maxLength: 128 });
+
+/** One event as a customer sends it. `fields` is checked against the event type's schema. */
+export const EventInput = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 64 }),
+    id: EventId,
+    timestamp: Type.Optional(Type.String({ format: 'date-time' })),
+    fields: Type.Object({}, { additionalProperties: true }),
+  },
+  { additionalProperties: false },
+);
+export type EventInput = Static<typeof EventInput>;
+
+export const DecisionRequest = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 64 }),
+    id: EventId,
+    timestamp: Type.Optional(Type.String({ format: 'date-time' })),
+    fields: Type.Object({}, { additionalProperties: true }),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 5, maximum: 5000, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type DecisionRequest = Static<typeof DecisionRequest>;
+
+export const RuleHit = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  verdict: Type.Optional(Type.String()),
+  score: Type.Optional(Type.Number()),
+  reason: Type.Optional(Type.String()),
+});
+
+export const RuleError = Type.Object({ rule: Type.String(), message: Type.String() });
+
+export const DecisionResponse = Type.Object({
+  decision_id: Type.String(),
+  event_id: Type.String(),
+  verdict: Type.Union(verdicts.map((v) => Type.Literal(v))),
+  score: Type.Number(),
+  rules: Type.Array(RuleHit),
+  tags: Type.Array(Type.String()),
+  policy_version: Type.Union([Type.Integer(), Type.Null()]),
+  degraded: Type.Array(Type.String()),
+  errors: Type.Array(RuleError),
+  latency_ms: Type.Number(),
+});
+export type DecisionResponse = Static<typeof DecisionResponse>;
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  }),
+});
+
+/** An item of a batch answer: a decision, or the error that kept this event from one. */
+export const BatchItem = Type.Union([DecisionResponse, Type.Intersect([Type.Object({ event_id: Type.String() }), ErrorResponse])]);
+
+export const DecisionBatchRequest = Type.Object(
+  { events: Type.Array(DecisionRequest, { minItems: 1 }), timeout_ms: Type.Optional(Type.Integer({ minimum: 5, maximum: 5000 })) },
+  { additionalProperties: false },
+);
+
+export const EventBatchRequest = Type.Object(
+  { events: Type.Array(EventInput, { minItems: 1 }) },
+  { additionalProperties: false },
+);
+
+export const FeedbackRequest = Type.Object(
+  {
+    event_id: EventId,
+    label: Type.Union([Type.Literal('fraud'), Type.Literal('legit')]),
+    source: Type.Optional(Type.String({ maxLength: 128 })),
+    note: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type FeedbackRequest = Static<typeof FeedbackRequest>;
+
+export const TenantInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    rate_limit: Type.Optional(
+      Type.Object(
+        { rps: Type.Integer({ minimum: 1, maximum: 1_000_000 }), burst: Type.Integer({ minimum: 1, maximum: 10_000_000 }) },
+        { additionalProperties: false },
+      ),
+    ),
+    max_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+  },
+  { additionalProperties: false },
+);
+export type TenantInput = Static<typeof TenantInput>;
+
+export const TenantPatch = Type.Partial(TenantInput, { additionalProperties: false });
+export type TenantPatch = Static<typeof TenantPatch>;
+
+export const KeyInput = Type.Object(
+  { scopes: Type.Array(Scope, { minItems: 1, uniqueItems: true }), description: Type.Optional(Type.String({ maxLength: 500 })) },
+  { additionalProperties: false },
+);
+export type KeyInput = Static<typeof KeyInput>;
