@@ -4,7 +4,10 @@
  */
 export const errorCodes = {
   malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
-  forbidden_key: { status: 400, message: 'The body contains a forbidden key such as __proto__ or constructor.' },
+  forbidden_key: {
+    status: 400,
+    message: 'The body contains a forbidden key such as __proto__ or constructor.',
+  },
   nesting_too_deep: { status: 400, message: 'The body is nested more deeply than allowed.' },
   invalid_request: { status: 400, message: 'The request does not match the route schema.' },
   unsupported_encoding: { status: 415, message: 'The Content-Encoding is not supported.' },
@@ -21,7 +24,6 @@ export const errorCodes = {
   unsupported_media_type: { status: 415, message: 'Only application/json is accepted here.' },
   invalid_event: { status: 422, message: 'The event does not match its schema.' },
   invalid_config: { status: 422, message: 'The configuration is not valid.' },
-  batch_too_large: { status: 413, message: 'A batch may hold at most 1,000 items.' },
   rate_limited: { status: 429, message: 'The tenant is over its rate limit.' },
   too_many_concurrent: { status: 429, message: 'The tenant is over its concurrency limit.' },
   overloaded: { status: 503, message: 'The node is overloaded; retry later.' },

@@ -1,4 +1,15 @@
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TLiteral, type TUnion, Type } from '@sinclair/typebox';
+
+/** A union of string literals whose static type is the union of the strings. */
+export function literalUnion<T extends string>(
+  values: readonly T[],
+  options?: object,
+): TUnion<TLiteral<T>[]> {
+  return Type.Union(
+    values.map((value) => Type.Literal(value)),
+    options,
+  );
+}
 
 /** Verdicts from least to most severe. */
 export const verdicts = ['accept', 'challenge', 'review', 'reject'] as const;
@@ -26,7 +37,7 @@ export const Identifier = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$'
 
 export const FieldSpec = Type.Object(
   {
-    type: Type.Union(fieldTypes.map((t) => Type.Literal(t))),
+    type: literalUnion(fieldTypes),
     required: Type.Optional(Type.Boolean()),
     values: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { minItems: 1, maxItems: 1000 })),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
@@ -85,7 +96,7 @@ export const RuleError = Type.Object({ rule: Type.String(), message: Type.String
 export const DecisionResponse = Type.Object({
   decision_id: Type.String(),
   event_id: Type.String(),
-  verdict: Type.Union(verdicts.map((v) => Type.Literal(v))),
+  verdict: literalUnion(verdicts),
   score: Type.Number(),
   rules: Type.Array(RuleHit),
   tags: Type.Array(Type.String()),
@@ -105,10 +116,16 @@ export const ErrorResponse = Type.Object({
 });
 
 /** An item of a batch answer: a decision, or the error that kept this event from one. */
-export const BatchItem = Type.Union([DecisionResponse, Type.Intersect([Type.Object({ event_id: Type.String() }), ErrorResponse])]);
+export const BatchItem = Type.Union([
+  DecisionResponse,
+  Type.Intersect([Type.Object({ event_id: Type.String() }), ErrorResponse]),
+]);
 
 export const DecisionBatchRequest = Type.Object(
-  { events: Type.Array(DecisionRequest, { minItems: 1 }), timeout_ms: Type.Optional(Type.Integer({ minimum: 5, maximum: 5000 })) },
+  {
+    events: Type.Array(DecisionRequest, { minItems: 1 }),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 5, maximum: 5000 })),
+  },
   { additionalProperties: false },
 );
 
@@ -133,7 +150,10 @@ export const TenantInput = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     rate_limit: Type.Optional(
       Type.Object(
-        { rps: Type.Integer({ minimum: 1, maximum: 1_000_000 }), burst: Type.Integer({ minimum: 1, maximum: 10_000_000 }) },
+        {
+          rps: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+          burst: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -147,7 +167,10 @@ export const TenantPatch = Type.Partial(TenantInput, { additionalProperties: fal
 export type TenantPatch = Static<typeof TenantPatch>;
 
 export const KeyInput = Type.Object(
-  { scopes: Type.Array(Scope, { minItems: 1, uniqueItems: true }), description: Type.Optional(Type.String({ maxLength: 500 })) },
+  {
+    scopes: Type.Array(Scope, { minItems: 1, uniqueItems: true }),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+  },
   { additionalProperties: false },
 );
 export type KeyInput = Static<typeof KeyInput>;

@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { ConfigRegistry, ConfigStore, DecisionLog, DecisionService } from '@vigil/engine';
+import { VigilError } from '@vigil/protocol';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Authenticator, Principal } from './auth.js';
+import { registerBodyParsing } from './body-parsing.js';
+import type { ControlPlane } from './control-plane.js';
+import { registerErrorHandling, sendError } from './error-handler.js';
+import type { NodeMetrics } from './metrics.js';
+import { admin } from './plugins/admin.js';
+import { dataPlane } from './plugins/data-plane.js';
+import { health } from './plugins/health.js';
+import { authenticateAdmin, authenticateKey, tenantOf } from './plugins/request-auth.js';
+import { tenantConfig } from './plugins/tenant-config.js';
+
+export interface AppDependencies {
+  registry: ConfigRegistry;
+  store: ConfigStore;
+  log: DecisionLog;
+  decisions: DecisionService;
+  control: ControlPlane;
+  auth: Authenticator;
+  metrics: NodeMetrics;
+  logger: Logger;
+  bodyLimit: number;
+  batchBodyLimit: number;
+  maxJsonDepth: number;
+  /** Lifecycle flags the node flips: not ready while warming or draining. */
+  state: { ready: boolean; draining: boolean };
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds the HTTP application from already-open dependencies; no listening, no signals. */
+export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id'];
+      return typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
+    },
+    ajv: {
+      customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: true },
+    },
+  });
+
+  app.decorateRequest('principal', null);
+  app.decorateRequest('rawBody', undefined);
+  registerErrorHandling(app);
+  registerBodyParsing(app, { maxDepth: deps.maxJsonDepth });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (deps.state.draining) {
+      reply.header('connection', 'close');
+      return sendError(reply, new VigilError('draining'));
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.requestDuration
+      .labels(request.method, request.routeOptions.url ?? 'unmatched', String(reply.statusCode))
+      .observe(reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Vigil',
+        version: '0.1.0',
+        description: 'Real-time risk decisions. See SPEC for the contract.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'API key `<key_id>.<secret>`, or the admin token',
+          },
+        },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(health, {
+    metrics: deps.metrics,
+    ready: () => deps.state.ready && !deps.state.draining,
+  });
+  await app.register(dataPlane, {
+    decisions: deps.decisions,
+    log: deps.log,
+    auth: deps.auth,
+    batchBodyLimit: deps.batchBodyLimit,
+  });
+  await app.register(
+    async (scope) => {
+      authenticateAdmin(scope, deps.auth);
+      await scope.register(admin, { control: deps.control, store: deps.store, registry: deps.registry });
+      await scope.register(tenantConfig, {
+        prefix: '/tenants/:tenant',
+        control: deps.control,
+        log: deps.log,
+        store: deps.store,
+        tenantOf: (request) => (request.params as { tenant: string }).tenant,
+        tag: 'admin',
+      });
+    },
+    { prefix: '/v1/admin' },
+  );
+  await app.register(
+    async (scope) => {
+      authenticateKey(scope, deps.auth, 'manage');
+      await scope.register(tenantConfig, {
+        control: deps.control,
+        log: deps.log,
+        store: deps.store,
+        tenantOf,
+        tag: 'manage',
+      });
+    },
+    { prefix: '/v1/manage' },
+  );
+  return app;
+}
+
+export type { Principal };

@@ -1,0 +1,115 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { ConfigRegistry } from '@vigil/engine';
+import { type Scope, VigilError } from '@vigil/protocol';
+import { digestsEqual, type SecretBox, sha256 } from './secrets.js';
+
+/** Who is calling: the platform operator, or one tenant's API key. */
+export type Principal =
+  | { kind: 'admin' }
+  | { kind: 'key'; tenantId: string; keyId: string; scopes: readonly Scope[] };
+
+/** How far a signed request's timestamp may be from the node's clock, either way. */
+export const signatureWindowSeconds = 300;
+
+/**
+ * Remembers the signatures seen in the signature window, so a signed request cannot be replayed.
+ * Insertion order is time order, so expiry only looks at the front.
+ */
+export class ReplayGuard {
+  readonly #seen = new Map<string, number>();
+
+  constructor(
+    private readonly maxEntries = 2_000_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True the first time a signature is seen within the window; false for a replay. */
+  firstUse(signature: string): boolean {
+    const now = this.now();
+    for (const [seen, expiresAt] of this.#seen) {
+      if (expiresAt > now && this.#seen.size < this.maxEntries) break;
+      this.#seen.delete(seen);
+    }
+    if (this.#seen.has(signature)) return false;
+    this.#seen.set(signature, now + 2 * signatureWindowSeconds * 1000);
+    return true;
+  }
+}
+
+export class Authenticator {
+  readonly #unsealed = new Map<string, string>();
+
+  constructor(
+    private readonly registry: ConfigRegistry,
+    private readonly adminTokenHash: string,
+    private readonly secrets: SecretBox,
+    private readonly replays: ReplayGuard,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Checks an `Authorization` header value for the admin token. */
+  admin(authorization: string | undefined): Principal {
+    const token = bearerToken(authorization);
+    if (!digestsEqual(sha256(token), this.adminTokenHash)) throw new VigilError('invalid_credentials');
+    return { kind: 'admin' };
+  }
+
+  /** Checks an `Authorization: Bearer <key_id>.<secret>` header for an active API key. */
+  bearer(authorization: string | undefined): Principal {
+    const token = bearerToken(authorization);
+    const dot = token.indexOf('.');
+    const key = dot > 0 ? this.registry.activeKey(token.slice(0, dot)) : undefined;
+    // Hash even when the key is unknown, so timing does not tell which key ids exist.
+    const presented = sha256(token.slice(dot + 1));
+    if (key === undefined || !digestsEqual(presented, key.secretHash))
+      throw new VigilError('invalid_credentials');
+    return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };
+  }
+
+  /** Checks a signed request: key id, timestamp within the window, HMAC over `timestamp.body`, first use. */
+  signed(
+    keyId: string,
+    timestamp: string | undefined,
+    signature: string | undefined,
+    body: Buffer,
+  ): Principal {
+    const key = this.registry.activeKey(keyId);
+    if (key === undefined || timestamp === undefined || signature === undefined) {
+      throw new VigilError('invalid_credentials');
+    }
+    const seconds = /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : Number.NaN;
+    if (!(Math.abs(this.now() / 1000 - seconds) <= signatureWindowSeconds))
+      throw new VigilError('signature_expired');
+    let secret = this.#unsealed.get(key.id);
+    if (secret === undefined) {
+      secret = this.secrets.open(key.sealedSecret);
+      this.#unsealed.set(key.id, secret);
+    }
+    const expected = createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest();
+    const presented = /^[0-9a-fA-F]{64}$/.test(signature) ? Buffer.from(signature, 'hex') : Buffer.alloc(0);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      throw new VigilError('invalid_credentials');
+    }
+    if (!this.replays.firstUse(`${key.id}:${signature.toLowerCase()}`))
+      throw new VigilError('signature_replayed');
+    return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };
+  }
+
+  /** Forgets a cached secret when its key changes. */
+  forget(keyId: string): void {
+    this.#unsealed.delete(keyId);
+  }
+}
+
+function bearerToken(authorization: string | undefined): string {
+  if (authorization === undefined) throw new VigilError('missing_credentials');
+  const match = /^Bearer +(\S{1,512})$/i.exec(authorization);
+  if (match === null) throw new VigilError('invalid_credentials');
+  return match[1] as string;
+}
+
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (principal.kind === 'key' && !principal.scopes.includes(scope)) {
+    throw new VigilError('insufficient_scope', { message: `This route needs the '${scope}' scope.` });
+  }
+}

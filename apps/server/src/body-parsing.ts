@@ -1,0 +1,98 @@
+import { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { VigilError } from '@vigil/protocol';
+import type { FastifyInstance } from 'fastify';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request body's bytes after decompression, kept for signature checks. */
+    rawBody?: Buffer;
+  }
+}
+
+const decoders: Record<string, () => Transform> = {
+  gzip: createGunzip,
+  'x-gzip': createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
+};
+
+/** Keys that could reach an object's prototype if some code merged the body into another object. */
+const forbiddenKeys = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Walks a parsed body once: refuses nesting deeper than `maxDepth` and prototype-polluting keys.
+ * Stops at the first problem, so hostile input costs no more than its size.
+ */
+export function checkShape(value: unknown, maxDepth: number, depth = 1): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (depth > maxDepth) {
+    throw new VigilError('nesting_too_deep', {
+      message: `The body is nested deeper than ${maxDepth} levels.`,
+    });
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) checkShape(item, maxDepth, depth + 1);
+    return;
+  }
+  for (const key in value) {
+    if (forbiddenKeys.has(key)) {
+      throw new VigilError('forbidden_key', { details: [{ path: key, message: 'is a forbidden key' }] });
+    }
+    checkShape((value as Record<string, unknown>)[key], maxDepth, depth + 1);
+  }
+}
+
+/**
+ * Replaces Fastify's JSON parser: decompresses gzip, deflate and br bodies with the size limit
+ * counted after decompression, parses JSON, checks depth and forbidden keys, and keeps the bytes
+ * for HMAC signature checks.
+ */
+export function registerBodyParsing(app: FastifyInstance, options: { maxDepth: number }): void {
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding === undefined || encoding === '' || encoding === 'identity') return payload;
+    const decoder = decoders[encoding];
+    if (decoder === undefined) {
+      throw new VigilError('unsupported_encoding', {
+        message: `Content-Encoding '${encoding}' is not supported.`,
+      });
+    }
+    let received = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        received += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const decoded = payload.pipe(counter).pipe(decoder());
+    payload.on('error', (error) => decoded.destroy(error));
+    decoded.on('error', () => payload.destroy());
+    Object.defineProperty(decoded, 'receivedEncodedLength', { get: () => received });
+    return decoded;
+  });
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    request.rawBody = bytes;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      done(
+        new VigilError('malformed_json', {
+          message: `The body is not valid JSON: ${(error as Error).message}`,
+        }),
+      );
+      return;
+    }
+    try {
+      checkShape(parsed, options.maxDepth);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    done(null, parsed);
+  });
+}

@@ -1,0 +1,91 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { literalUnion } from '@vigil/protocol';
+
+/**
+ * Every setting of a node. Each is read from an environment variable of the same name, or from a
+ * command-line flag `--name=value` in kebab case without the `VIGIL_` prefix (`--data-dir=...`).
+ * The README's configuration table is checked against this schema by a test.
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port.' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'Address to listen on.' }),
+  VIGIL_DATA_DIR: Type.String({
+    default: './data',
+    description: 'Where the embedded stores keep their files.',
+  }),
+  VIGIL_ADMIN_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description:
+        'Platform operator token. If unset, one is generated on first start into `<data dir>/admin-token` (mode 0600) and printed once.',
+    }),
+  ),
+  VIGIL_MASTER_KEY: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-fA-F]{64}$',
+      description:
+        ' 32 bytes as hex that seal API-key signing secrets at rest. If unset, one is generated into `<data dir>/master-key` (mode 0600).',
+    }),
+  ),
+  VIGIL_LOG_LEVEL: literalUnion(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    description: 'pino log level.',
+  }),
+  VIGIL_BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 16 * 1024 * 1024,
+    default: 64 * 1024,
+    description: 'Largest body of a single-event request, counted after decompression.',
+  }),
+  VIGIL_BATCH_BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 256 * 1024 * 1024,
+    default: 8 * 1024 * 1024,
+    description: 'Largest body of a batch or bulk request, counted after decompression.',
+  }),
+  VIGIL_MAX_JSON_DEPTH: Type.Integer({
+    minimum: 2,
+    maximum: 256,
+    default: 32,
+    description: 'Deepest nesting of objects and arrays accepted in a body.',
+  }),
+  VIGIL_DECISION_LOG_SYNC: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
+    default: 'normal',
+    description:
+      '`normal`: a decision is durable against a crash of the process; `full`: also against power loss (fsync per batch).',
+  }),
+  VIGIL_SHUTDOWN_DELAY_MS: Type.Integer({
+    minimum: 0,
+    maximum: 60_000,
+    default: 0,
+    description:
+      'On SIGTERM, how long to report not-ready before closing the listener, so a load balancer can move traffic away.',
+  }),
+});
+
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+/** Parses the configuration once from the environment and flags; throws with every problem listed. */
+export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[] = []): Config {
+  const raw: Record<string, unknown> = {};
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    if (env[name] !== undefined && env[name] !== '') raw[name] = env[name];
+  }
+  for (const argument of argv) {
+    const match = /^--([a-z][a-z-]*)=(.*)$/.exec(argument);
+    if (match === null) throw new Error(`unrecognised argument: ${argument}`);
+    const flag = (match[1] as string).toUpperCase().replaceAll('-', '_');
+    const name = flag in ConfigSchema.properties ? flag : `VIGIL_${flag}`;
+    if (!(name in ConfigSchema.properties)) throw new Error(`unknown flag: --${match[1]}`);
+    raw[name] = match[2];
+  }
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw));
+  const errors = [...Value.Errors(ConfigSchema, value)];
+  if (errors.length > 0) {
+    throw new Error(
+      `invalid configuration: ${errors.map((e) => `${e.path.slice(1)} ${e.message}`).join('; ')}`,
+    );
+  }
+  return Object.freeze(value as Static<typeof ConfigSchema>);
+}

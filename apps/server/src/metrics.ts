@@ -1,0 +1,37 @@
+import type { Metrics } from '@vigil/engine';
+import type { Verdict } from '@vigil/protocol';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The node's Prometheus registry and the instruments the server and engine report to. */
+export class NodeMetrics implements Metrics {
+  readonly registry = new Registry();
+  readonly requestDuration = new Histogram({
+    name: 'vigil_http_request_duration_seconds',
+    help: 'HTTP request latency by route; its _count gives the request rate.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
+  readonly decisions = new Counter({
+    name: 'vigil_decisions_total',
+    help: 'Decisions answered, by tenant and verdict.',
+    labelNames: ['tenant', 'verdict'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(queueDepth: () => number) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
+    new Gauge({
+      name: 'vigil_decision_log_queue_depth',
+      help: 'Decision-log records accepted and not yet durable.',
+      registers: [this.registry],
+      collect() {
+        this.set(queueDepth());
+      },
+    });
+  }
+
+  decision(tenantId: string, verdict: Verdict): void {
+    this.decisions.labels(tenantId, verdict).inc();
+  }
+}

@@ -1,0 +1,67 @@
+import type { Scope } from '@vigil/protocol';
+import { VigilError } from '@vigil/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type Authenticator, type Principal, requireScope } from '../auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/**
+ * Authenticates every route of the enclosing plugin with an API key: a bearer key is checked
+ * before the body is read; a signed request after, since its signature covers the body.
+ */
+export function authenticateKey(app: FastifyInstance, auth: Authenticator, scope: Scope): void {
+  app.addHook('onRequest', async (request) => {
+    const keyId = request.headers['x-vigil-key'];
+    if (typeof keyId === 'string' && request.headers.authorization === undefined) return;
+    request.principal = auth.bearer(request.headers.authorization);
+    bindTenant(request);
+    requireScope(request.principal, scope);
+  });
+  app.addHook('preValidation', async (request) => {
+    if (request.principal !== null) return;
+    const keyId = request.headers['x-vigil-key'] as string;
+    request.principal = auth.signed(
+      keyId,
+      header(request, 'x-vigil-timestamp'),
+      header(request, 'x-vigil-signature'),
+      request.rawBody ?? Buffer.alloc(0),
+    );
+    bindTenant(request);
+    requireScope(request.principal, scope);
+  });
+}
+
+/** Authenticates every route of the enclosing plugin with the platform admin token. */
+export function authenticateAdmin(app: FastifyInstance, auth: Authenticator): void {
+  app.addHook('onRequest', async (request) => {
+    request.principal = auth.admin(request.headers.authorization);
+  });
+}
+
+function bindTenant(request: FastifyRequest): void {
+  if (request.principal?.kind === 'key')
+    request.log = request.log.child({ tenant: request.principal.tenantId });
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The tenant of the calling key; data-plane routes never take a tenant from the body. */
+export function tenantOf(request: FastifyRequest): string {
+  const principal = request.principal;
+  if (principal?.kind !== 'key') throw new VigilError('invalid_credentials');
+  return principal.tenantId;
+}
+
+/** `admin` or `key:<id>`, for audit entries. */
+export function actorOf(request: FastifyRequest): string {
+  const principal = request.principal;
+  if (principal === null) throw new VigilError('invalid_credentials');
+  return principal.kind === 'admin' ? 'admin' : `key:${principal.keyId}`;
+}

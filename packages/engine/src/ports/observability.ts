@@ -1,0 +1,17 @@
+import type { Verdict } from '@vigil/protocol';
+
+/** Structured logger; pino's interface fits it. */
+export interface Logger {
+  debug(fields: object, message?: string): void;
+  info(fields: object, message?: string): void;
+  warn(fields: object, message?: string): void;
+  error(fields: object, message?: string): void;
+}
+
+/** The measurements the engine reports; the server binds them to prom-client. */
+export interface Metrics {
+  decision(tenantId: string, verdict: Verdict): void;
+}
+
+export const noopLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const noopMetrics: Metrics = { decision() {} };

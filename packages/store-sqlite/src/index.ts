@@ -1,0 +1,2 @@
+export { SqliteConfigStore } from './sqlite-config-store.js';
+export { SqliteDecisionLog, type SqliteDecisionLogOptions } from './sqlite-decision-log.js';
