@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { ConfigRegistry, ConfigStore, DecisionLog, DecisionService } from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Authenticator, Principal } from './auth.js';
 import { registerBodyParsing } from './body-parsing.js';
@@ -38,7 +38,7 @@ const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
