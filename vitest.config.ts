@@ -7,6 +7,9 @@ export default defineConfig({
   resolve: {
     alias: {
       '@vigil/protocol': src('protocol'),
+      '@vigil/engine/testing': fileURLToPath(
+        new URL('./packages/engine/src/testing/index.ts', import.meta.url),
+      ),
       '@vigil/engine': src('engine'),
       '@vigil/store-sqlite': src('store-sqlite'),
     },

@@ -25,7 +25,7 @@ export const ConfigSchema = Type.Object({
     Type.String({
       pattern: '^[0-9a-fA-F]{64}$',
       description:
-        ' 32 bytes as hex that seal API-key signing secrets at rest. If unset, one is generated into `<data dir>/master-key` (mode 0600).',
+        '32 bytes as hex that seal API-key signing secrets at rest. If unset, one is generated into `<data dir>/master-key` (mode 0600).',
     }),
   ),
   VIGIL_LOG_LEVEL: literalUnion(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {

@@ -15,7 +15,12 @@ export interface TestNode {
   /** Injects a request with the admin token. */
   admin(method: InjectOptions['method'], url: string, body?: unknown): Promise<LightMyRequestResponse>;
   /** Injects a request with an API key. */
-  as(apiKey: string, method: InjectOptions['method'], url: string, body?: unknown): Promise<LightMyRequestResponse>;
+  as(
+    apiKey: string,
+    method: InjectOptions['method'],
+    url: string,
+    body?: unknown,
+  ): Promise<LightMyRequestResponse>;
   /** Creates a tenant with a `decide`+`manage` key and a `payment` event type. */
   tenant(name?: string): Promise<TestTenant>;
   close(): Promise<void>;

@@ -1,0 +1,1 @@
+export { decisionLogContract, sampleRecord } from './decision-log.contract.js';
