@@ -8,7 +8,7 @@ function readmeTable(): Map<string, { fallback: string; meaning: string }> {
   const table = readme.split('<!-- config-table')[1]?.split('<!-- /config-table -->')[0] ?? '';
   const rows = new Map<string, { fallback: string; meaning: string }>();
   for (const line of table.split('\n')) {
-    const match = /^\| `([A-Z_]+)` \| (.+?) \| (.+) \|$/.exec(line);
+    const match = /^\|\s*`([A-Z_]+)`\s*\|\s*(.+?)\s*\|\s*(.+?)\s*\|$/.exec(line);
     if (match !== null)
       rows.set(match[1] as string, { fallback: match[2] as string, meaning: match[3] as string });
   }

@@ -5,7 +5,7 @@ import { errorCodes, VigilError } from './errors.js';
 describe('error registry', () => {
   it('is documented in docs/ERRORS.md code by code, with the same statuses', () => {
     const doc = readFileSync(new URL('../../../docs/ERRORS.md', import.meta.url), 'utf8');
-    const rows = [...doc.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((match) => [
+    const rows = [...doc.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)].map((match) => [
       match[1],
       Number(match[2]),
     ]);
