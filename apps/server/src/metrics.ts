@@ -19,6 +19,13 @@ export class NodeMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  readonly shadows = new Counter({
+    name: 'vigil_shadow_decisions_total',
+    help: 'Shadow evaluations, by tenant, version, verdict and agreement with the live verdict.',
+    labelNames: ['tenant', 'version', 'verdict', 'agrees'] as const,
+    registers: [this.registry],
+  });
+
   constructor(queueDepth: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
     new Gauge({
@@ -33,5 +40,9 @@ export class NodeMetrics implements Metrics {
 
   decision(tenantId: string, verdict: Verdict): void {
     this.decisions.labels(tenantId, verdict).inc();
+  }
+
+  shadow(tenantId: string, version: number, verdict: Verdict, agrees: boolean): void {
+    this.shadows.labels(tenantId, String(version), verdict, String(agrees)).inc();
   }
 }

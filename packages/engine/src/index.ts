@@ -7,3 +7,7 @@ export * from './ports/config-store.js';
 export * from './ports/decision-log.js';
 export * from './ports/observability.js';
 export * from './tenancy/config-registry.js';
+export * from './policy/policy-model.js';
+export * from './policy/policy-stage.js';
+export * from './policy/serving-policies.js';
+export * from './policy/strategy.js';

@@ -24,6 +24,8 @@ export const errorCodes = {
   unsupported_media_type: { status: 415, message: 'Only application/json is accepted here.' },
   invalid_event: { status: 422, message: 'The event does not match its schema.' },
   invalid_config: { status: 422, message: 'The configuration is not valid.' },
+  invalid_policy: { status: 422, message: 'The policy does not compile.' },
+  invalid_state: { status: 409, message: 'The change does not fit the current state.' },
   rate_limited: { status: 429, message: 'The tenant is over its rate limit.' },
   too_many_concurrent: { status: 429, message: 'The tenant is over its concurrency limit.' },
   overloaded: { status: 503, message: 'The node is overloaded; retry later.' },
@@ -38,6 +40,10 @@ export interface ErrorDetail {
   /** JSON pointer-like path, for example `fields.amount`. */
   path: string;
   message: string;
+  /** For policy compile errors: the rule, and the 1-based place in its `when` text. */
+  rule?: string;
+  line?: number;
+  column?: number;
 }
 
 /** Base of every operational error: a registered code, whether a retry may help, and context. */

@@ -111,7 +111,17 @@ export const ErrorResponse = Type.Object({
   error: Type.Object({
     code: Type.String(),
     message: Type.String(),
-    details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+    details: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String(),
+          message: Type.String(),
+          rule: Type.Optional(Type.String()),
+          line: Type.Optional(Type.Integer()),
+          column: Type.Optional(Type.Integer()),
+        }),
+      ),
+    ),
   }),
 });
 
@@ -174,3 +184,41 @@ export const KeyInput = Type.Object(
   { additionalProperties: false },
 );
 export type KeyInput = Static<typeof KeyInput>;
+
+export const strategies = ['worst', 'first_match', 'score'] as const;
+export type Strategy = (typeof strategies)[number];
+
+export const RuleInput = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+    when: Type.String({ minLength: 1, maxLength: 8192 }),
+    verdict: Type.Optional(literalUnion(verdicts)),
+    score: Type.Optional(Type.Number({ minimum: -100, maximum: 100 })),
+    tags: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 20 })),
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type RuleInput = Static<typeof RuleInput>;
+
+export const PolicyInput = Type.Object(
+  {
+    strategy: Type.Optional(literalUnion(strategies, { default: 'worst' })),
+    thresholds: Type.Optional(
+      Type.Object(
+        {
+          challenge: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+          review: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+          reject: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    on_missing: Type.Optional(literalUnion(['not_hit', 'review'] as const, { default: 'not_hit' })),
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+    rules: Type.Array(RuleInput, { maxItems: 500 }),
+  },
+  { additionalProperties: false },
+);
+export type PolicyInput = Static<typeof PolicyInput>;

@@ -4,6 +4,8 @@ import type {
   ConfigSnapshot,
   ConfigStore,
   EventTypeRecord,
+  PolicyState,
+  PolicyVersionRecord,
   TenantRecord,
 } from '@vigil/engine';
 import Database from 'better-sqlite3';
@@ -13,6 +15,13 @@ CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event_types (
   tenant_id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE IF NOT EXISTS policy_versions (
+  tenant_id TEXT NOT NULL, event_type TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, event_type, version)
+);
+CREATE TABLE IF NOT EXISTS policy_states (
+  tenant_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, event_type)
 );
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, tenant_id TEXT,
@@ -39,6 +48,10 @@ export class SqliteConfigStore implements ConfigStore {
       tenants: bodies('SELECT body FROM tenants ORDER BY id') as TenantRecord[],
       keys: bodies('SELECT body FROM api_keys ORDER BY id') as ApiKeyRecord[],
       eventTypes: bodies('SELECT body FROM event_types ORDER BY tenant_id, name') as EventTypeRecord[],
+      policyVersions: bodies(
+        'SELECT body FROM policy_versions ORDER BY tenant_id, event_type, version',
+      ) as PolicyVersionRecord[],
+      policyStates: bodies('SELECT body FROM policy_states ORDER BY tenant_id, event_type') as PolicyState[],
     };
   }
 
@@ -57,6 +70,8 @@ export class SqliteConfigStore implements ConfigStore {
       this.#db.prepare('DELETE FROM tenants WHERE id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM api_keys WHERE tenant_id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM event_types WHERE tenant_id = ?').run(tenantId);
+      this.#db.prepare('DELETE FROM policy_versions WHERE tenant_id = ?').run(tenantId);
+      this.#db.prepare('DELETE FROM policy_states WHERE tenant_id = ?').run(tenantId);
     });
   }
 
@@ -79,6 +94,26 @@ export class SqliteConfigStore implements ConfigStore {
            ON CONFLICT (tenant_id, name) DO UPDATE SET body = excluded.body`,
         )
         .run(eventType.tenantId, eventType.name, JSON.stringify(eventType));
+    });
+  }
+
+  async putPolicyVersion(version: PolicyVersionRecord, audit: AuditEntry): Promise<void> {
+    this.#inTransaction(audit, () => {
+      // A version is written once: a second write of the same number is a bug, and fails.
+      this.#db
+        .prepare('INSERT INTO policy_versions (tenant_id, event_type, version, body) VALUES (?, ?, ?, ?)')
+        .run(version.tenantId, version.eventType, version.version, JSON.stringify(version));
+    });
+  }
+
+  async putPolicyState(state: PolicyState, audit: AuditEntry): Promise<void> {
+    this.#inTransaction(audit, () => {
+      this.#db
+        .prepare(
+          `INSERT INTO policy_states (tenant_id, event_type, body) VALUES (?, ?, ?)
+           ON CONFLICT (tenant_id, event_type) DO UPDATE SET body = excluded.body`,
+        )
+        .run(state.tenantId, state.eventType, JSON.stringify(state));
     });
   }
 

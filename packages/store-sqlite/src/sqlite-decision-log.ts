@@ -1,4 +1,11 @@
-import type { DecisionLog, DecisionPage, DecisionQuery, DecisionRecord, FeedbackRecord } from '@vigil/engine';
+import type {
+  DecisionLog,
+  DecisionPage,
+  DecisionQuery,
+  DecisionRecord,
+  FeedbackRecord,
+  ShadowResult,
+} from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
 import Database from 'better-sqlite3';
 
@@ -55,6 +62,12 @@ CREATE TABLE IF NOT EXISTS record_entities (
   seq INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, entity, created_at, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shadow_results (
+  tenant_id TEXT NOT NULL,
+  decision_id TEXT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_results_by_decision ON shadow_results (tenant_id, decision_id);
 CREATE TABLE IF NOT EXISTS feedback (
   id INTEGER PRIMARY KEY,
   tenant_id TEXT NOT NULL,
@@ -155,7 +168,19 @@ export class SqliteDecisionLog implements DecisionLog {
     const row = this.#db
       .prepare('SELECT * FROM records WHERE tenant_id = ? AND decision_id = ?')
       .get(tenantId, decisionId) as Row | undefined;
-    return row === undefined ? undefined : toRecord(row);
+    if (row === undefined) return undefined;
+    const record = toRecord(row);
+    const shadows = this.#db
+      .prepare('SELECT body FROM shadow_results WHERE tenant_id = ? AND decision_id = ? ORDER BY rowid')
+      .all(tenantId, decisionId) as { body: string }[];
+    if (shadows.length > 0) record.shadows = shadows.flatMap((shadow) => JSON.parse(shadow.body) as ShadowResult[]);
+    return record;
+  }
+
+  async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO shadow_results (tenant_id, decision_id, body) VALUES (?, ?, ?)')
+      .run(tenantId, decisionId, JSON.stringify(results));
   }
 
   async findByEventId(
@@ -269,6 +294,7 @@ export class SqliteDecisionLog implements DecisionLog {
       this.#db.prepare('DELETE FROM record_entities WHERE tenant_id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM records WHERE tenant_id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM feedback WHERE tenant_id = ?').run(tenantId);
+      this.#db.prepare('DELETE FROM shadow_results WHERE tenant_id = ?').run(tenantId);
     })();
   }
 

@@ -1,4 +1,5 @@
 import type { DecisionResponse, Verdict } from '@vigil/protocol';
+import type { CompiledPolicy } from '../policy/policy-model.js';
 import type { StoredEvent } from '../ports/decision-log.js';
 import type { EventTypeDefinition } from '../tenancy/config-registry.js';
 
@@ -20,6 +21,8 @@ export class DecisionContext {
   policyVersion: number | null = null;
   /** Feature values the rules saw, stored with the decision. */
   features: Record<string, unknown> | undefined = undefined;
+  /** Versions to evaluate in shadow once the answer is out. */
+  shadows: readonly CompiledPolicy[] = [];
 
   constructor(
     readonly tenantId: string,

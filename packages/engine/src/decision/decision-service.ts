@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type DecisionRequest, type DecisionResponse, type EventInput, VigilError } from '@vigil/protocol';
-import type { DecisionLog, DecisionRecord, StoredEvent } from '../ports/decision-log.js';
-import { type Metrics, noopMetrics } from '../ports/observability.js';
+import { activationOf } from '../policy/policy-stage.js';
+import { evaluatePolicy } from '../policy/strategy.js';
+import type { DecisionLog, DecisionRecord, ShadowResult, StoredEvent } from '../ports/decision-log.js';
+import { type Logger, type Metrics, noopLogger, noopMetrics } from '../ports/observability.js';
 import type { ConfigRegistry, EventTypeDefinition } from '../tenancy/config-registry.js';
 import { DecisionContext, type DecisionStage } from './decision-context.js';
 import { IdempotencyIndex } from './idempotency-index.js';
@@ -16,6 +18,7 @@ export interface DecisionServiceOptions {
   log: DecisionLog;
   stages?: DecisionStage[];
   metrics?: Metrics;
+  logger?: Logger;
   /** Recent results kept in memory for retries; older ones are read from the log. */
   idempotencyCacheSize?: number;
   now?: () => number;
@@ -38,6 +41,7 @@ export class DecisionService {
   readonly #log: DecisionLog;
   readonly #stages: DecisionStage[];
   readonly #metrics: Metrics;
+  readonly #logger: Logger;
   readonly #now: () => number;
   /** Pending and recent results by kind, tenant and event id; `created` is false for a stored one. */
   readonly #recent: IdempotencyIndex<Promise<{ record: DecisionRecord; created: boolean }>>;
@@ -47,6 +51,7 @@ export class DecisionService {
     this.#log = options.log;
     this.#stages = options.stages ?? [];
     this.#metrics = options.metrics ?? noopMetrics;
+    this.#logger = options.logger ?? noopLogger;
     this.#now = options.now ?? Date.now;
     this.#recent = new IdempotencyIndex(
       idempotencyWindowMs,
@@ -109,6 +114,27 @@ export class DecisionService {
     } catch (error) {
       this.#recent.delete(key);
       throw error;
+    }
+  }
+
+  /** Evaluates shadow versions after the answer is out; their results never change it. */
+  async #runShadows(context: DecisionContext, record: DecisionRecord): Promise<void> {
+    const activation = activationOf(context);
+    const results: ShadowResult[] = context.shadows.map((policy) => {
+      const outcome = evaluatePolicy(policy, activation);
+      this.#metrics.shadow(context.tenantId, policy.version, outcome.verdict, outcome.verdict === context.verdict);
+      return {
+        version: policy.version,
+        verdict: outcome.verdict,
+        score: outcome.score,
+        rules: outcome.rules.map((rule) => rule.id),
+        errors: outcome.errors.map((error) => error.rule),
+      };
+    });
+    try {
+      await this.#log.recordShadows(context.tenantId, record.decisionId, results);
+    } catch (error) {
+      this.#logger.warn({ err: error, decision: record.decisionId }, 'shadow results not recorded');
     }
   }
 
@@ -177,6 +203,7 @@ export class DecisionService {
     response.latency_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
     await this.#log.append(record);
     this.#metrics.decision(tenantId, context.verdict);
+    if (context.shadows.length > 0) setImmediate(() => void this.#runShadows(context, record));
     return { record, created: true };
   }
 }

@@ -5,6 +5,7 @@ import type {
   DecisionQuery,
   DecisionRecord,
   FeedbackRecord,
+  ShadowResult,
 } from '../ports/decision-log.js';
 
 /**
@@ -56,6 +57,11 @@ export class MemoryDecisionLog implements DecisionLog {
       records.push(record);
     }
     return { records };
+  }
+
+  async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
+    const record = await this.get(tenantId, decisionId);
+    if (record !== undefined) record.shadows = [...(record.shadows ?? []), ...results];
   }
 
   async addFeedback(feedback: FeedbackRecord): Promise<void> {

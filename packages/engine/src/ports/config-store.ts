@@ -1,4 +1,5 @@
 import type { EventTypeSchema, Scope } from '@vigil/protocol';
+import type { PolicyState, PolicyVersionRecord } from '../policy/policy-model.js';
 
 export interface TenantRecord {
   id: string;
@@ -47,6 +48,8 @@ export interface ConfigSnapshot {
   tenants: TenantRecord[];
   keys: ApiKeyRecord[];
   eventTypes: EventTypeRecord[];
+  policyVersions: PolicyVersionRecord[];
+  policyStates: PolicyState[];
 }
 
 /**
@@ -61,6 +64,8 @@ export interface ConfigStore {
   deleteTenant(tenantId: string, audit: AuditEntry): Promise<void>;
   putKey(key: ApiKeyRecord, audit: AuditEntry): Promise<void>;
   putEventType(eventType: EventTypeRecord, audit: AuditEntry): Promise<void>;
+  putPolicyVersion(version: PolicyVersionRecord, audit: AuditEntry): Promise<void>;
+  putPolicyState(state: PolicyState, audit: AuditEntry): Promise<void>;
   listAudit(query: { tenantId?: string; limit: number; before?: number }): Promise<AuditEntry[]>;
   close(): Promise<void>;
 }

@@ -28,6 +28,17 @@ export interface DecisionRecord {
   entities: string[];
   /** Feature values the decision saw, for explanation and backtests. */
   features?: Record<string, unknown>;
+  /** Results of shadow versions, recorded after the answer. */
+  shadows?: ShadowResult[];
+}
+
+/** What a shadow version would have decided. */
+export interface ShadowResult {
+  version: number;
+  verdict: Verdict;
+  score: number;
+  rules: string[];
+  errors: string[];
 }
 
 export interface DecisionQuery {
@@ -76,6 +87,8 @@ export interface DecisionLog {
     kind: DecisionRecord['kind'],
   ): Promise<DecisionRecord | undefined>;
   search(query: DecisionQuery): Promise<DecisionPage>;
+  /** Attaches shadow results to a stored decision; `get` returns them with it. */
+  recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void>;
   addFeedback(feedback: FeedbackRecord): Promise<void>;
   listFeedback(tenantId: string, eventId: string): Promise<FeedbackRecord[]>;
   /** Removes every record of a tenant (tenant deletion). */

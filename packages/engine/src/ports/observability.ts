@@ -11,7 +11,9 @@ export interface Logger {
 /** The measurements the engine reports; the server binds them to prom-client. */
 export interface Metrics {
   decision(tenantId: string, verdict: Verdict): void;
+  /** A shadow version's verdict, and whether it agrees with the verdict that was returned. */
+  shadow(tenantId: string, version: number, verdict: Verdict, agrees: boolean): void;
 }
 
 export const noopLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-export const noopMetrics: Metrics = { decision() {} };
+export const noopMetrics: Metrics = { decision() {}, shadow() {} };

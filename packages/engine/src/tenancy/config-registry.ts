@@ -1,3 +1,5 @@
+import type { PolicyState, PolicyVersionRecord, RuleCompiler } from '../policy/policy-model.js';
+import { environmentOf, type ServingPolicies, servingPolicies } from '../policy/serving-policies.js';
 import { compileEventValidator, type EventValidator, entityFieldTypes } from '../events/event-validator.js';
 import type { ApiKeyRecord, ConfigSnapshot, EventTypeRecord, TenantRecord } from '../ports/config-store.js';
 
@@ -16,9 +18,16 @@ export function defineEventType(record: EventTypeRecord): EventTypeDefinition {
   return { record, validate: compileEventValidator(record.schema), entityFields };
 }
 
+interface PolicyEntry {
+  versions: Map<number, PolicyVersionRecord>;
+  state: PolicyState | null;
+  serving: ServingPolicies | undefined;
+}
+
 interface TenantEntry {
   record: TenantRecord;
   eventTypes: Map<string, EventTypeDefinition>;
+  policies: Map<string, PolicyEntry>;
 }
 
 /**
@@ -29,11 +38,16 @@ export class ConfigRegistry {
   readonly #tenants = new Map<string, TenantEntry>();
   readonly #keys = new Map<string, ApiKeyRecord>();
 
-  static from(snapshot: ConfigSnapshot): ConfigRegistry {
-    const registry = new ConfigRegistry();
+  /** Without a compiler, policies are stored but none serves (for tools and tests). */
+  constructor(readonly compiler?: RuleCompiler) {}
+
+  static from(snapshot: ConfigSnapshot, compiler?: RuleCompiler): ConfigRegistry {
+    const registry = new ConfigRegistry(compiler);
     for (const tenant of snapshot.tenants) registry.putTenant(tenant);
     for (const key of snapshot.keys) registry.putKey(key);
     for (const eventType of snapshot.eventTypes) registry.putEventType(eventType);
+    for (const version of snapshot.policyVersions) registry.putPolicyVersion(version);
+    for (const state of snapshot.policyStates) registry.putPolicyState(state);
     return registry;
   }
 
@@ -71,7 +85,7 @@ export class ConfigRegistry {
   putTenant(record: TenantRecord): void {
     const existing = this.#tenants.get(record.id);
     if (existing !== undefined) existing.record = record;
-    else this.#tenants.set(record.id, { record, eventTypes: new Map() });
+    else this.#tenants.set(record.id, { record, eventTypes: new Map(), policies: new Map() });
   }
 
   deleteTenant(tenantId: string): void {
@@ -85,5 +99,54 @@ export class ConfigRegistry {
 
   putEventType(record: EventTypeRecord): void {
     this.#tenants.get(record.tenantId)?.eventTypes.set(record.name, defineEventType(record));
+    const policies = this.#policyEntry(record.tenantId, record.name);
+    if (policies?.state != null) this.putPolicyState(policies.state);
+  }
+
+  policyVersions(tenantId: string, eventType: string): PolicyVersionRecord[] {
+    return [...(this.#policyEntry(tenantId, eventType)?.versions.values() ?? [])];
+  }
+
+  policyVersion(tenantId: string, eventType: string, version: number): PolicyVersionRecord | undefined {
+    return this.#policyEntry(tenantId, eventType)?.versions.get(version);
+  }
+
+  policyState(tenantId: string, eventType: string): PolicyState | null {
+    return this.#policyEntry(tenantId, eventType)?.state ?? null;
+  }
+
+  /** The compiled versions serving an event type; undefined before its first publish. */
+  serving(tenantId: string, eventType: string): ServingPolicies | undefined {
+    return this.#tenants.get(tenantId)?.policies.get(eventType)?.serving;
+  }
+
+  putPolicyVersion(record: PolicyVersionRecord): void {
+    this.#policyEntry(record.tenantId, record.eventType, true)?.versions.set(record.version, record);
+  }
+
+  /**
+   * Makes a state serve. Its versions are compiled first; when they do not compile (the control
+   * plane prevents that) the previous serving set stays and the error is thrown.
+   */
+  putPolicyState(state: PolicyState): void {
+    const entry = this.#policyEntry(state.tenantId, state.eventType, true);
+    const eventType = this.eventType(state.tenantId, state.eventType);
+    if (entry === undefined) return;
+    entry.serving =
+      this.compiler === undefined || eventType === undefined
+        ? undefined
+        : servingPolicies(this.compiler, state, entry.versions, environmentOf(eventType.record));
+    entry.state = state;
+  }
+
+  #policyEntry(tenantId: string, eventType: string, create = false): PolicyEntry | undefined {
+    const tenant = this.#tenants.get(tenantId);
+    if (tenant === undefined) return undefined;
+    let entry = tenant.policies.get(eventType);
+    if (entry === undefined && create) {
+      entry = { versions: new Map(), state: null, serving: undefined };
+      tenant.policies.set(eventType, entry);
+    }
+    return entry;
   }
 }

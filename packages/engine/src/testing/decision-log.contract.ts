@@ -132,6 +132,15 @@ export function decisionLogContract(name: string, open: () => Promise<DecisionLo
       }
     });
 
+    it('attaches shadow results to their decision, for its tenant only', async () => {
+      const record = sampleRecord();
+      await log.append(record);
+      const shadow = { version: 4, verdict: 'review' as const, score: 40, rules: ['r2'], errors: [] };
+      await log.recordShadows('tenant-a', record.decisionId, [shadow]);
+      await log.recordShadows('tenant-b', record.decisionId, [{ ...shadow, version: 9 }]);
+      expect((await log.get('tenant-a', record.decisionId))?.shadows).toEqual([shadow]);
+    });
+
     it('keeps feedback per event and tenant', async () => {
       await log.addFeedback({
         tenantId: 'tenant-a',

@@ -1,0 +1,78 @@
+import type { PolicyInput, RuleInput, Strategy, Verdict } from '@vigil/protocol';
+
+/** One saved version of one event type's policy. A published version is never changed again. */
+export interface PolicyVersionRecord {
+  tenantId: string;
+  eventType: string;
+  version: number;
+  policy: PolicyInput;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** Which versions serve an event type's traffic. */
+export interface PolicyState {
+  tenantId: string;
+  eventType: string;
+  /** The version that decides, or null before the first publish. */
+  published: number | null;
+  /** Versions published before, most recent last, for rollback. */
+  history: number[];
+  /** A version deciding for `percent` of events, chosen by a hash of the event id. */
+  canary: { version: number; percent: number } | null;
+  /** Versions evaluated on live traffic off the response path; their results are stored, never returned. */
+  shadows: number[];
+  updatedAt: string;
+}
+
+/** A rule evaluation that could not produce a boolean: a runtime error or a missing value. */
+export interface RuleFailure {
+  readonly failure: true;
+  readonly message: string;
+  /** True when the cause is a value that was absent or could not be fetched in time. */
+  readonly missing: boolean;
+}
+
+/** Values a rule can see, in a fixed shape. */
+export interface RuleActivation {
+  event: Record<string, unknown>;
+  features: Record<string, unknown>;
+  models: Record<string, number>;
+}
+
+export interface CompiledRule {
+  readonly input: RuleInput;
+  evaluate(activation: RuleActivation): boolean | RuleFailure;
+}
+
+export interface CompiledPolicy {
+  readonly version: number;
+  readonly strategy: Strategy;
+  readonly thresholds: Partial<Record<Exclude<Verdict, 'accept'>, number>>;
+  readonly onMissing: 'not_hit' | 'review';
+  readonly rules: readonly CompiledRule[];
+}
+
+/** A compile problem of one rule, with its place in the rule's `when` text (1-based). */
+export interface PolicyCompileError {
+  rule: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+/** Turns rule text into evaluable rules; implemented by the rule language. */
+export interface RuleCompiler {
+  compile(
+    rules: readonly RuleInput[],
+    environment: RuleEnvironment,
+  ): { rules: CompiledRule[]; errors: [] } | { rules: undefined; errors: PolicyCompileError[] };
+}
+
+/** What rules of one event type may refer to. */
+export interface RuleEnvironment {
+  eventFields: Record<string, import('@vigil/protocol').FieldType>;
+  features: Record<string, 'int' | 'double'>;
+  lists: string[];
+  models: string[];
+}

@@ -1,0 +1,38 @@
+import type { DecisionContext, DecisionStage } from '../decision/decision-context.js';
+import type { CompiledPolicy, RuleActivation } from './policy-model.js';
+import type { ServingPolicies } from './serving-policies.js';
+import { canaryBucket, evaluatePolicy } from './strategy.js';
+
+/** Builds what rules see of an event: its fields plus `type`, `id` and `timestamp`. */
+export function activationOf(context: DecisionContext): RuleActivation {
+  const event: Record<string, unknown> = { ...context.event.fields };
+  event.type = context.event.type;
+  event.id = context.event.id;
+  event.timestamp = context.event.timestamp;
+  return { event, features: context.features ?? {}, models: {} };
+}
+
+/** Picks the version for this event (canary by a hash of its id) and applies its rules. */
+export class PolicyStage implements DecisionStage {
+  readonly name = 'rules';
+
+  constructor(private readonly policiesOf: (tenantId: string, eventType: string) => ServingPolicies | undefined) {}
+
+  run(context: DecisionContext): void {
+    const serving = this.policiesOf(context.tenantId, context.event.type);
+    if (serving === undefined) return;
+    if (serving.shadows.length > 0) context.shadows = serving.shadows;
+    let policy: CompiledPolicy | null = serving.main;
+    if (serving.canary !== null && canaryBucket(context.event.id) < serving.canary.percent) {
+      policy = serving.canary.policy;
+    }
+    if (policy === null) return;
+    const outcome = evaluatePolicy(policy, activationOf(context));
+    context.verdict = outcome.verdict;
+    context.score = outcome.score;
+    context.rules.push(...outcome.rules);
+    context.tags.push(...outcome.tags);
+    context.errors.push(...outcome.errors);
+    context.policyVersion = policy.version;
+  }
+}
