@@ -3,6 +3,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { ConfigRegistry, ConfigStore, DecisionLog, DecisionService } from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Authenticator, Principal } from './auth.js';
@@ -13,6 +15,7 @@ import type { NodeMetrics } from './metrics.js';
 import { admin } from './plugins/admin.js';
 import { dataPlane } from './plugins/data-plane.js';
 import { health } from './plugins/health.js';
+import { policies } from './plugins/policies.js';
 import { authenticateAdmin, authenticateKey, tenantOf } from './plugins/request-auth.js';
 import { tenantConfig } from './plugins/tenant-config.js';
 
@@ -32,6 +35,11 @@ export interface AppDependencies {
   state: { ready: boolean; draining: boolean };
 }
 
+const withFormats = (ajv: Ajv): Ajv => {
+  (addFormats as unknown as (ajv: Ajv) => Ajv)(ajv);
+  return ajv;
+};
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP application from already-open dependencies; no listening, no signals. */
@@ -47,10 +55,24 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
     },
-    ajv: {
-      customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: true },
-    },
+    maxParamLength: 256,
+    frameworkErrors: (error, _request, reply) =>
+      sendError(
+        reply,
+        new VigilError('invalid_request', { message: `The URL is not valid: ${error.message}` }),
+      ),
   });
+  // Bodies are JSON and must have the right types; query strings and path parameters are text, so
+  // their numbers and booleans are converted before validation.
+  const bodyAjv = withFormats(
+    new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, strict: false }),
+  );
+  const textAjv = withFormats(
+    new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false }),
+  );
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema),
+  );
 
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', undefined);
@@ -113,6 +135,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         tenantOf: (request) => (request.params as { tenant: string }).tenant,
         tag: 'admin',
       });
+      await scope.register(policies, {
+        prefix: '/tenants/:tenant',
+        control: deps.control,
+        tenantOf: (request) => (request.params as { tenant: string }).tenant,
+        tag: 'admin',
+        batchBodyLimit: deps.batchBodyLimit,
+      });
     },
     { prefix: '/v1/admin' },
   );
@@ -125,6 +154,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         store: deps.store,
         tenantOf,
         tag: 'manage',
+      });
+      await scope.register(policies, {
+        control: deps.control,
+        tenantOf,
+        tag: 'manage',
+        batchBodyLimit: deps.batchBodyLimit,
       });
     },
     { prefix: '/v1/manage' },

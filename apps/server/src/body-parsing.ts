@@ -4,6 +4,10 @@ import { VigilError } from '@vigil/protocol';
 import type { FastifyInstance } from 'fastify';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's body is optional, so an empty body with a JSON content type is accepted. */
+    optionalBody?: boolean;
+  }
   interface FastifyRequest {
     /** The request body's bytes after decompression, kept for signature checks. */
     rawBody?: Buffer;
@@ -72,10 +76,19 @@ export function registerBodyParsing(app: FastifyInstance, options: { maxDepth: n
     return decoded;
   });
 
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer;
     request.rawBody = bytes;
+    // An empty body is no body where a route takes none or an optional one (some clients send a
+    // JSON content type on DELETE); elsewhere it is malformed JSON.
+    if (
+      bytes.length === 0 &&
+      (request.method === 'DELETE' || request.routeOptions.config.optionalBody === true)
+    ) {
+      done(null, undefined);
+      return;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(bytes.toString('utf8'));

@@ -76,7 +76,12 @@ export function sendError(reply: FastifyReply, error: VigilError): FastifyReply 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const vigilError = toVigilError(error, request);
-    if (vigilError.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (vigilError.status >= 500) {
+      // The tenant is bound here rather than per request: a child logger per request costs more
+      // than the rest of a decision's logging, and only errors are logged on the hot path.
+      const tenant = request.principal?.kind === 'key' ? request.principal.tenantId : undefined;
+      request.log.error({ err: error, tenant }, 'request failed');
+    }
     return sendError(reply, vigilError);
   });
   app.setNotFoundHandler((request, reply) =>

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigRegistry, DecisionService } from '@vigil/engine';
+import { ConfigRegistry, DecisionService, PolicyStage } from '@vigil/engine';
 import { SqliteConfigStore, SqliteDecisionLog } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -10,6 +10,7 @@ import { Authenticator, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeMetrics } from './metrics.js';
+import { ruleCompiler } from './rule-compiler.js';
 import { randomToken, SecretBox, sha256 } from './secrets.js';
 
 export interface VigilNode {
@@ -52,12 +53,20 @@ export async function createNode(
     path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
     sync: config.VIGIL_DECISION_LOG_SYNC,
   });
-  const registry = ConfigRegistry.from(await store.load());
+  const registry = ConfigRegistry.from(await store.load(), ruleCompiler);
   const secrets = new SecretBox(masterKey);
   const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());
   const metrics = new NodeMetrics(() => log.queueDepth());
-  const decisions = new DecisionService({ registry, log, metrics });
-  const control = new ControlPlane(store, registry, log, secrets, (keyId) => auth.forget(keyId));
+  const decisions = new DecisionService({
+    registry,
+    log,
+    metrics,
+    logger,
+    stages: [new PolicyStage((tenantId, eventType) => registry.serving(tenantId, eventType))],
+  });
+  const control = new ControlPlane(store, registry, log, secrets, ruleCompiler, (keyId) =>
+    auth.forget(keyId),
+  );
   const state = { ready: false, draining: false };
   const app = await buildApp({
     registry,

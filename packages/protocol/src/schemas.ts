@@ -77,7 +77,9 @@ export const DecisionRequest = Type.Object(
     id: EventId,
     timestamp: Type.Optional(Type.String({ format: 'date-time' })),
     fields: Type.Object({}, { additionalProperties: true }),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 5, maximum: 5000, default: 100 })),
+    timeout_ms: Type.Optional(
+      Type.Integer({ minimum: 5, maximum: 5000, description: 'Deadline in ms; 100 if absent.' }),
+    ),
   },
   { additionalProperties: false },
 );

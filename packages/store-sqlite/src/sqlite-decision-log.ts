@@ -93,7 +93,7 @@ export class SqliteDecisionLog implements DecisionLog {
   readonly #insert: Database.Statement;
   readonly #insertEntity: Database.Statement;
   readonly #writeBatch: (batch: Pending[]) => void;
-  readonly #searches = new Map<string, Database.Statement>();
+  readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteDecisionLogOptions) {
     this.#db = new Database(options.path);
@@ -135,6 +135,16 @@ export class SqliteDecisionLog implements DecisionLog {
     });
   }
 
+  /** Statements are prepared once per SQL text; preparing costs more than most queries. */
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   append(record: DecisionRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
     return new Promise((resolve, reject) => {
@@ -165,22 +175,26 @@ export class SqliteDecisionLog implements DecisionLog {
   }
 
   async get(tenantId: string, decisionId: string): Promise<DecisionRecord | undefined> {
-    const row = this.#db
-      .prepare('SELECT * FROM records WHERE tenant_id = ? AND decision_id = ?')
-      .get(tenantId, decisionId) as Row | undefined;
+    const row = this.#statement('SELECT * FROM records WHERE tenant_id = ? AND decision_id = ?').get(
+      tenantId,
+      decisionId,
+    ) as Row | undefined;
     if (row === undefined) return undefined;
     const record = toRecord(row);
-    const shadows = this.#db
-      .prepare('SELECT body FROM shadow_results WHERE tenant_id = ? AND decision_id = ? ORDER BY rowid')
-      .all(tenantId, decisionId) as { body: string }[];
-    if (shadows.length > 0) record.shadows = shadows.flatMap((shadow) => JSON.parse(shadow.body) as ShadowResult[]);
+    const shadows = this.#statement(
+      'SELECT body FROM shadow_results WHERE tenant_id = ? AND decision_id = ? ORDER BY rowid',
+    ).all(tenantId, decisionId) as { body: string }[];
+    if (shadows.length > 0)
+      record.shadows = shadows.flatMap((shadow) => JSON.parse(shadow.body) as ShadowResult[]);
     return record;
   }
 
   async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO shadow_results (tenant_id, decision_id, body) VALUES (?, ?, ?)')
-      .run(tenantId, decisionId, JSON.stringify(results));
+    this.#statement('INSERT INTO shadow_results (tenant_id, decision_id, body) VALUES (?, ?, ?)').run(
+      tenantId,
+      decisionId,
+      JSON.stringify(results),
+    );
   }
 
   async findByEventId(
@@ -189,12 +203,10 @@ export class SqliteDecisionLog implements DecisionLog {
     since: number,
     kind: DecisionRecord['kind'],
   ): Promise<DecisionRecord | undefined> {
-    const row = this.#db
-      .prepare(
-        `SELECT * FROM records WHERE tenant_id = ? AND event_id = ? AND kind = ? AND created_at >= ?
+    const row = this.#statement(
+      `SELECT * FROM records WHERE tenant_id = ? AND event_id = ? AND kind = ? AND created_at >= ?
          ORDER BY created_at DESC LIMIT 1`,
-      )
-      .get(tenantId, eventId, kind, since) as Row | undefined;
+    ).get(tenantId, eventId, kind, since) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -235,12 +247,7 @@ export class SqliteDecisionLog implements DecisionLog {
     const sql = `SELECT r.* FROM ${from} WHERE ${where.join(' AND ')}
       ORDER BY ${time}.created_at DESC, ${time}.seq DESC LIMIT ?`;
     params.push(query.limit + 1);
-    let statement = this.#searches.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#searches.set(sql, statement);
-    }
-    const rows = statement.all(...params) as Row[];
+    const rows = this.#statement(sql).all(...params) as Row[];
     const page: DecisionPage = { records: rows.slice(0, query.limit).map(toRecord) };
     if (rows.length > query.limit) {
       const last = rows[query.limit - 1] as Row;
@@ -250,24 +257,22 @@ export class SqliteDecisionLog implements DecisionLog {
   }
 
   async addFeedback(feedback: FeedbackRecord): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO feedback (tenant_id, event_id, label, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        feedback.tenantId,
-        feedback.event_id,
-        feedback.label,
-        feedback.source ?? null,
-        feedback.note ?? null,
-        feedback.createdAt,
-      );
+    this.#statement(
+      'INSERT INTO feedback (tenant_id, event_id, label, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(
+      feedback.tenantId,
+      feedback.event_id,
+      feedback.label,
+      feedback.source ?? null,
+      feedback.note ?? null,
+      feedback.createdAt,
+    );
   }
 
   async listFeedback(tenantId: string, eventId: string): Promise<FeedbackRecord[]> {
-    const rows = this.#db
-      .prepare('SELECT * FROM feedback WHERE tenant_id = ? AND event_id = ? ORDER BY id')
-      .all(tenantId, eventId) as {
+    const rows = this.#statement(
+      'SELECT * FROM feedback WHERE tenant_id = ? AND event_id = ? ORDER BY id',
+    ).all(tenantId, eventId) as {
       tenant_id: string;
       event_id: string;
       label: 'fraud' | 'legit';
@@ -291,10 +296,10 @@ export class SqliteDecisionLog implements DecisionLog {
   async deleteTenant(tenantId: string): Promise<void> {
     this.#flush();
     this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM record_entities WHERE tenant_id = ?').run(tenantId);
-      this.#db.prepare('DELETE FROM records WHERE tenant_id = ?').run(tenantId);
-      this.#db.prepare('DELETE FROM feedback WHERE tenant_id = ?').run(tenantId);
-      this.#db.prepare('DELETE FROM shadow_results WHERE tenant_id = ?').run(tenantId);
+      this.#statement('DELETE FROM record_entities WHERE tenant_id = ?').run(tenantId);
+      this.#statement('DELETE FROM records WHERE tenant_id = ?').run(tenantId);
+      this.#statement('DELETE FROM feedback WHERE tenant_id = ?').run(tenantId);
+      this.#statement('DELETE FROM shadow_results WHERE tenant_id = ?').run(tenantId);
     })();
   }
 

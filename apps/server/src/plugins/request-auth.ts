@@ -18,7 +18,6 @@ export function authenticateKey(app: FastifyInstance, auth: Authenticator, scope
     const keyId = request.headers['x-vigil-key'];
     if (typeof keyId === 'string' && request.headers.authorization === undefined) return;
     request.principal = auth.bearer(request.headers.authorization);
-    bindTenant(request);
     requireScope(request.principal, scope);
   });
   app.addHook('preValidation', async (request) => {
@@ -30,7 +29,6 @@ export function authenticateKey(app: FastifyInstance, auth: Authenticator, scope
       header(request, 'x-vigil-signature'),
       request.rawBody ?? Buffer.alloc(0),
     );
-    bindTenant(request);
     requireScope(request.principal, scope);
   });
 }
@@ -40,11 +38,6 @@ export function authenticateAdmin(app: FastifyInstance, auth: Authenticator): vo
   app.addHook('onRequest', async (request) => {
     request.principal = auth.admin(request.headers.authorization);
   });
-}
-
-function bindTenant(request: FastifyRequest): void {
-  if (request.principal?.kind === 'key')
-    request.log = request.log.child({ tenant: request.principal.tenantId });
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {

@@ -161,6 +161,13 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
     },
     async (request) => {
       const query = request.query;
+      for (const bound of ['from', 'to'] as const) {
+        if (query[bound] !== undefined && Number.isNaN(Date.parse(query[bound]))) {
+          throw new VigilError('invalid_request', {
+            details: [{ path: `querystring.${bound}`, message: 'is not a time' }],
+          });
+        }
+      }
       const page = await log.search({
         tenantId: tenant(request),
         ...(query.entity !== undefined && { entity: query.entity }),

@@ -122,7 +122,12 @@ export class DecisionService {
     const activation = activationOf(context);
     const results: ShadowResult[] = context.shadows.map((policy) => {
       const outcome = evaluatePolicy(policy, activation);
-      this.#metrics.shadow(context.tenantId, policy.version, outcome.verdict, outcome.verdict === context.verdict);
+      this.#metrics.shadow(
+        context.tenantId,
+        policy.version,
+        outcome.verdict,
+        outcome.verdict === context.verdict,
+      );
       return {
         version: policy.version,
         verdict: outcome.verdict,

@@ -89,4 +89,4 @@ export function compileEventValidator(schema: EventTypeSchema): EventValidator {
 }
 
 /** Field types whose values name an entity (an account, an IP...) that decisions can be searched by. */
-export const entityFieldTypes: ReadonlySet<FieldType> = new Set(['string', 'ip', 'email', 'phone', 'enum']);
+export const entityFieldTypes: ReadonlySet<FieldType> = new Set(['string', 'ip', 'email', 'phone']);

@@ -16,7 +16,9 @@ export function activationOf(context: DecisionContext): RuleActivation {
 export class PolicyStage implements DecisionStage {
   readonly name = 'rules';
 
-  constructor(private readonly policiesOf: (tenantId: string, eventType: string) => ServingPolicies | undefined) {}
+  constructor(
+    private readonly policiesOf: (tenantId: string, eventType: string) => ServingPolicies | undefined,
+  ) {}
 
   run(context: DecisionContext): void {
     const serving = this.policiesOf(context.tenantId, context.event.type);

@@ -25,7 +25,9 @@ export function environmentOf(eventType: EventTypeRecord): RuleEnvironment {
 
 export class PolicyCompileFailure extends Error {
   constructor(readonly errors: PolicyCompileError[]) {
-    super(`policy does not compile: ${errors.map((error) => `${error.rule}:${error.line}:${error.column} ${error.message}`).join('; ')}`);
+    super(
+      `policy does not compile: ${errors.map((error) => `${error.rule}:${error.line}:${error.column} ${error.message}`).join('; ')}`,
+    );
   }
 }
 
@@ -61,7 +63,8 @@ export function servingPolicies(
   return {
     state,
     main: state.published === null ? null : compile(state.published),
-    canary: state.canary === null ? null : { policy: compile(state.canary.version), percent: state.canary.percent },
+    canary:
+      state.canary === null ? null : { policy: compile(state.canary.version), percent: state.canary.percent },
     shadows: state.shadows.map(compile),
   };
 }

@@ -11,8 +11,15 @@ function rule(input: Partial<RuleInput> & { id: string }, outcome: boolean | Rul
 const failure: RuleFailure = { failure: true, message: 'division by zero', missing: false };
 const activation = { event: {}, features: {}, models: {} };
 
-function policy(strategy: CompiledPolicy['strategy'], rules: CompiledRule[], extra: Partial<CompiledPolicy> = {}) {
-  return evaluatePolicy({ version: 1, strategy, thresholds: {}, onMissing: 'not_hit', rules, ...extra }, activation);
+function policy(
+  strategy: CompiledPolicy['strategy'],
+  rules: CompiledRule[],
+  extra: Partial<CompiledPolicy> = {},
+) {
+  return evaluatePolicy(
+    { version: 1, strategy, thresholds: {}, onMissing: 'not_hit', rules, ...extra },
+    activation,
+  );
 }
 
 describe('evaluatePolicy', () => {
@@ -40,7 +47,11 @@ describe('evaluatePolicy', () => {
         return true;
       },
     };
-    const outcome = policy('first_match', [rule({ id: 'miss', verdict: 'reject' }, false), rule({ id: 'hit', verdict: 'challenge' }, true), later]);
+    const outcome = policy('first_match', [
+      rule({ id: 'miss', verdict: 'reject' }, false),
+      rule({ id: 'hit', verdict: 'challenge' }, true),
+      later,
+    ]);
     expect(outcome.verdict).toBe('challenge');
     expect(outcome.rules.map((hit) => hit.id)).toEqual(['hit']);
     expect(evaluated).toBe(false);
@@ -51,7 +62,9 @@ describe('evaluatePolicy', () => {
     const scored = (scores: number[], verdict?: 'challenge' | 'reject') =>
       policy(
         'score',
-        scores.map((score, index) => rule({ id: `r${index}`, score, ...(index === 0 && verdict && { verdict }) }, true)),
+        scores.map((score, index) =>
+          rule({ id: `r${index}`, score, ...(index === 0 && verdict && { verdict }) }, true),
+        ),
         { thresholds },
       );
     expect(scored([30]).verdict).toBe('accept');

@@ -1,6 +1,6 @@
+import { compileEventValidator, type EventValidator, entityFieldTypes } from '../events/event-validator.js';
 import type { PolicyState, PolicyVersionRecord, RuleCompiler } from '../policy/policy-model.js';
 import { environmentOf, type ServingPolicies, servingPolicies } from '../policy/serving-policies.js';
-import { compileEventValidator, type EventValidator, entityFieldTypes } from '../events/event-validator.js';
 import type { ApiKeyRecord, ConfigSnapshot, EventTypeRecord, TenantRecord } from '../ports/config-store.js';
 
 /** An event type ready for the hot path: its record plus what was compiled from it. */

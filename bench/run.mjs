@@ -1,0 +1,645 @@
+// Benchmarks `POST /v1/decisions`: Vigil against a bare Fastify 5 server, loaded by wrk.
+// What it measures and why is in docs/BENCHMARKS.md.
+//
+//   npm run bench                      build, then one full run
+//   node bench/run.mjs --quick         short durations, a smoke run
+//   node bench/run.mjs --runs=3        three full runs; the summary is the median of each figure
+//   node bench/run.mjs --profile       also record a CPU profile of Vigil (slower; see the docs)
+//
+// The servers run one after the other, never both at once, each as its own `node` process.
+// Every child is stopped by its PID when the benchmark ends, fails or is interrupted.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const benchDir = join(root, 'bench');
+const resultsDir = join(benchDir, 'results');
+const luaScript = join(benchDir, 'decision.lua');
+
+const targets = { ratio: 0.6, readyMs: 1500, halfLoadP99Ms: 5 };
+/** The event body is this size for every request, with every id. */
+const bodyBytes = 588;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function parseOptions(argv) {
+  const options = { quick: false, runs: 1, profile: false };
+  for (const argument of argv) {
+    if (argument === '--quick') options.quick = true;
+    else if (argument === '--profile') options.profile = true;
+    else if (/^--runs=\d+$/.test(argument)) options.runs = Math.max(1, Number(argument.slice(7)));
+    else throw new Error(`unknown argument: ${argument} (use --quick, --runs=N, --profile)`);
+  }
+  const seconds = options.quick
+    ? { warmup: 1, measure: 3, probe: 1, half: 3 }
+    : { warmup: 3, measure: 10, probe: 3, half: 10 };
+  return { ...options, seconds, connections: 50, thinkMs: 10 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event
+
+/**
+ * A payment event of exactly `bodyBytes` bytes once `@ID@` is replaced by an id as the wrk script
+ * writes it ("<5-char tag>-<2-digit thread>-<9-digit counter>", 18 characters).
+ */
+const idWidth = 18;
+const eventSchema = {
+  fields: {
+    account_id: { type: 'string', required: true },
+    amount: { type: 'number' },
+    currency: { type: 'string' },
+    ip: { type: 'ip' },
+    device_id: { type: 'string' },
+    email: { type: 'email' },
+    country: { type: 'string' },
+    channel: { type: 'enum', values: ['web', 'app'] },
+    phone: { type: 'phone' },
+    card_bin: { type: 'string' },
+    merchant_id: { type: 'string' },
+    session_id: { type: 'string' },
+    user_agent: { type: 'string' },
+  },
+};
+
+function bodyTemplate() {
+  const event = {
+    type: 'payment',
+    id: '@ID@',
+    timestamp: '2026-11-24T12:00:00.000Z',
+    fields: {
+      account_id: 'acct-0001234567',
+      amount: 129.5,
+      currency: 'EUR',
+      ip: '203.0.113.7',
+      device_id: 'dev-9f8e7d6c5b4a39281706',
+      email: 'jane.doe@example.com',
+      country: 'FR',
+      channel: 'web',
+      phone: '+33612345678',
+      card_bin: '411111',
+      merchant_id: 'm-4821-shop-eu',
+      session_id: 'sess-6b1f0c2e9d8a47f3b5e2c1d0a9f8e7d6',
+      user_agent: '',
+    },
+    timeout_ms: 100,
+  };
+  const userAgent =
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0 (bench padding ............................................................)';
+  const fixed = Buffer.byteLength(JSON.stringify(event)) - 4 + idWidth;
+  event.fields.user_agent = userAgent.slice(0, bodyBytes - fixed);
+  const template = JSON.stringify(event);
+  if (Buffer.byteLength(template) - 4 + idWidth !== bodyBytes) {
+    throw new Error('the event template does not come to the intended body size');
+  }
+  return template;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: every child is tracked and stopped by its PID, also on errors and signals.
+
+const children = new Set();
+const tempDirs = new Set();
+
+function startServer(name, args, env) {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk) => {
+    output = (output + chunk.toString()).slice(-8192);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  children.add(child);
+  exited.then(() => children.delete(child));
+  return { name, child, exited, output: () => output };
+}
+
+async function stopServer(server) {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  server.child.kill('SIGTERM');
+  const stopped = await Promise.race([server.exited, sleep(10_000, 'timeout')]);
+  if (stopped === 'timeout') {
+    server.child.kill('SIGKILL');
+    await server.exited;
+  }
+}
+
+function killEverything() {
+  for (const child of children) child.kill('SIGKILL');
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+process.on('exit', killEverything);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping the servers\n`);
+    process.exit(130);
+  });
+}
+
+function makeTempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function removeTempDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Status of `GET path`, or 0 when nothing answers yet; plain node:http, so polling is cheap. */
+function getStatus(port, path) {
+  return new Promise((resolve) => {
+    const req = httpGet({ host: '127.0.0.1', port, path, agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/** Polls `/readyz` every 5 ms; the time is counted from just before the spawn. */
+async function waitReady(server, port, spawnedAt, limitMs = 20_000) {
+  let exited = false;
+  server.exited.then(() => {
+    exited = true;
+  });
+  while (performance.now() - spawnedAt < limitMs) {
+    if (exited) throw new Error(`${server.name} exited before it was ready:\n${server.output()}`);
+    if ((await getStatus(port, '/readyz')) === 200) return performance.now() - spawnedAt;
+    await sleep(5);
+  }
+  throw new Error(`${server.name} was not ready within ${limitMs} ms:\n${server.output()}`);
+}
+
+/** User + system CPU time of a process in ms, from /proc (Linux). */
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vigil's control plane
+
+async function api(port, method, path, token, body) {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+    },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+}
+
+/** A tenant, a `decide`+`manage` key and the `payment` event type; returns the API key. */
+async function setUpTenant(port, adminToken) {
+  const tenant = await api(port, 'POST', '/v1/admin/tenants', adminToken, { name: 'bench' });
+  const key = await api(port, 'POST', `/v1/admin/tenants/${tenant.body.id}/keys`, adminToken, {
+    scopes: ['decide', 'manage'],
+  });
+  const apiKey = key.body.api_key;
+  await api(port, 'PUT', '/v1/manage/event-types/payment', apiKey, eventSchema);
+  return apiKey;
+}
+
+/** One decision by hand before the load: the body is valid, and a repeated id is a replay. */
+async function checkDecision(port, apiKey, template) {
+  const body = template.replace('@ID@', 'check-00-000000001');
+  const first = await api(port, 'POST', '/v1/decisions', apiKey, JSON.parse(body));
+  const again = await api(port, 'POST', '/v1/decisions', apiKey, JSON.parse(body));
+  if (typeof first.body.verdict !== 'string' || first.headers.get('idempotent-replay') === 'true') {
+    throw new Error(`unexpected first decision: ${JSON.stringify(first.body)}`);
+  }
+  if (again.headers.get('idempotent-replay') !== 'true') {
+    throw new Error(
+      'a repeated event id was not answered as a replay: the unique ids matter less than assumed',
+    );
+  }
+  return first.body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+let wrkRuns = 0;
+
+/** Runs wrk with bench/decision.lua; fails on any non-2xx response or socket error. */
+async function runWrk({ port, apiKey, template, connections, seconds, thinkMs = 0, pid }) {
+  wrkRuns += 1;
+  const tag = `w${String(wrkRuns).padStart(4, '0')}`;
+  const args = [
+    '-t1',
+    `-c${connections}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '5s',
+    '--latency',
+    '-s',
+    luaScript,
+    `http://127.0.0.1:${port}/v1/decisions`,
+    '--',
+    apiKey,
+    template,
+    tag,
+    String(thinkMs),
+  ];
+  const cpuBefore = pid === undefined ? Number.NaN : cpuMs(pid);
+  const { code, stdout, stderr } = await new Promise((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      err += chunk;
+    });
+    child.on('error', reject);
+    child.on('exit', (exitCode) => {
+      children.delete(child);
+      resolve({ code: exitCode, stdout: out, stderr: err });
+    });
+  });
+  const cpuAfter = pid === undefined ? Number.NaN : cpuMs(pid);
+  const line = stdout.split('\n').find((text) => text.startsWith('BENCH_RESULT '));
+  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${code}):\n${stdout}\n${stderr}`);
+  const result = JSON.parse(line.slice('BENCH_RESULT '.length));
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+  const { status, ...socket } = result.errors;
+  if (non2xx > 0 || status > 0) {
+    throw new Error(`${Math.max(non2xx, status)} non-2xx responses from port ${port}:\n${stdout}`);
+  }
+  if (Object.values(socket).some((count) => count > 0)) {
+    throw new Error(`socket errors ${JSON.stringify(socket)} from port ${port}:\n${stdout}`);
+  }
+  const wallSeconds = result.duration_us / 1e6;
+  const serverCpuMs = cpuAfter - cpuBefore;
+  const ms = (us) => Math.round(us) / 1000;
+  return {
+    connections,
+    think_ms: thinkMs,
+    seconds: Math.round(wallSeconds * 100) / 100,
+    requests: result.requests,
+    rps: Math.round(result.requests / wallSeconds),
+    p50_ms: ms(result.latency_us.p50),
+    p90_ms: ms(result.latency_us.p90),
+    p99_ms: ms(result.latency_us.p99),
+    p999_ms: ms(result.latency_us.p999),
+    max_ms: ms(result.latency_us.max),
+    server_cpu_us_per_request: Number.isNaN(serverCpuMs)
+      ? null
+      : Math.round((serverCpuMs * 1000 * 10) / result.requests) / 10,
+    server_cpu_share: Number.isNaN(serverCpuMs)
+      ? null
+      : Math.round((serverCpuMs / 1000 / wallSeconds) * 100) / 100,
+  };
+}
+
+/** Warm-up run (discarded), then the measured run at full load. */
+async function measureMax(load, options) {
+  await runWrk({ ...load, connections: options.connections, seconds: options.seconds.warmup });
+  return runWrk({ ...load, connections: options.connections, seconds: options.seconds.measure });
+}
+
+/**
+ * Latency at about half of the maximum throughput. wrk has no fixed-rate mode (wrk2 has), so the
+ * load is paced: each connection waits a random think time (exponential, mean `thinkMs`) before
+ * each request, and the number of connections is tuned with short probes until the achieved
+ * rate is within 5% of the target. The measured run then uses that connection count.
+ */
+async function measureHalfLoad(load, options, maxRps) {
+  const target = maxRps / 2;
+  const perConnection = 1000 / (options.thinkMs + 0.5);
+  let connections = Math.max(1, Math.round(target / perConnection));
+  const probes = [];
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const probe = await runWrk({
+      ...load,
+      connections,
+      seconds: options.seconds.probe,
+      thinkMs: options.thinkMs,
+    });
+    probes.push({ connections, rps: probe.rps });
+    const error = probe.rps / target - 1;
+    if (Math.abs(error) <= 0.05) break;
+    const next = Math.max(1, Math.round((connections * target) / probe.rps));
+    if (next === connections) break;
+    connections = next;
+  }
+  const result = await runWrk({
+    ...load,
+    connections,
+    seconds: options.seconds.half,
+    thinkMs: options.thinkMs,
+  });
+  return { ...result, target_rps: Math.round(target), share_of_max: round2(result.rps / maxRps), probes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run: Vigil, then the bare server (which also repeats Vigil's half-load pacing as a control).
+
+/**
+ * The bare server at full load, then, as a control for Vigil's half-load latency, at the same
+ * paced load (connections and think time) that Vigil's half-load run used.
+ */
+async function benchBare(options, template, pacedConnections) {
+  const port = await freePort();
+  const spawnedAt = performance.now();
+  const server = startServer('bare fastify', [join(benchDir, 'bare-fastify.mjs')], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+  });
+  try {
+    const readyMs = await waitReady(server, port, spawnedAt);
+    // The bare server ignores credentials; a key of a typical length keeps the request size alike.
+    const load = { port, apiKey: `k_${'x'.repeat(12)}.${'y'.repeat(43)}`, template, pid: server.child.pid };
+    const max = await measureMax(load, options);
+    const paced = await runWrk({
+      ...load,
+      connections: pacedConnections,
+      seconds: options.seconds.half,
+      thinkMs: options.thinkMs,
+    });
+    return { ready_ms: Math.round(readyMs), max, paced };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+/** Vigil at full load, and at half load unless it is the profiled run (whose numbers are not kept). */
+async function benchVigil(options, template, profileDir) {
+  const port = await freePort();
+  const dataDir = makeTempDir('vigil-bench-');
+  const adminToken = randomBytes(16).toString('hex');
+  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const spawnedAt = performance.now();
+  const server = startServer('vigil', [...nodeArgs, join(root, 'apps/server/dist/main.js')], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    VIGIL_DATA_DIR: dataDir,
+    VIGIL_ADMIN_TOKEN: adminToken,
+    VIGIL_LOG_LEVEL: 'warn',
+  });
+  try {
+    const readyMs = await waitReady(server, port, spawnedAt);
+    const apiKey = await setUpTenant(port, adminToken);
+    const sample = await checkDecision(port, apiKey, template);
+    const load = { port, apiKey, template, pid: server.child.pid };
+    const max = await measureMax(load, options);
+    if (profileDir !== undefined) return { max };
+    const half = await measureHalfLoad(load, options, max.rps);
+    return { ready_ms: Math.round(readyMs), sample_decision: sample, max, half };
+  } finally {
+    await stopServer(server);
+    removeTempDir(dataDir);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+const round2 = (value) => Math.round(value * 100) / 100;
+
+function median(values) {
+  const sorted = values.filter((value) => typeof value === 'number').sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function summarise(runs) {
+  const pick = (path) => median(runs.map((run) => path.reduce((value, key) => value?.[key], run)));
+  const figures = (server, phase) =>
+    Object.fromEntries(
+      ['rps', 'p50_ms', 'p90_ms', 'p99_ms', 'p999_ms', 'server_cpu_us_per_request', 'connections'].map(
+        (name) => [name, pick([server, phase, name])],
+      ),
+    );
+  const summary = {
+    bare: { ready_ms: pick(['bare', 'ready_ms']), ...figures('bare', 'max') },
+    vigil: { ready_ms: pick(['vigil', 'ready_ms']), ...figures('vigil', 'max') },
+    vigil_half_load: { ...figures('vigil', 'half'), share_of_max: pick(['vigil', 'half', 'share_of_max']) },
+    bare_paced: figures('bare', 'paced'),
+    ratio: pick(['ratio']),
+  };
+  summary.targets = {
+    ratio: { target: `>= ${targets.ratio}`, value: summary.ratio, met: summary.ratio >= targets.ratio },
+    ready_ms: {
+      target: `<= ${targets.readyMs}`,
+      value: summary.vigil.ready_ms,
+      met: summary.vigil.ready_ms <= targets.readyMs,
+    },
+    half_load_p99_ms: {
+      target: `<= ${targets.halfLoadP99Ms}`,
+      value: summary.vigil_half_load.p99_ms,
+      met: summary.vigil_half_load.p99_ms <= targets.halfLoadP99Ms,
+    },
+  };
+  return summary;
+}
+
+function printTable(summary, runCount) {
+  const rows = [
+    ['server', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'ready ms'],
+    ...[
+      ['bare fastify', summary.bare],
+      ['vigil', summary.vigil],
+      [`vigil, half load (${summary.vigil_half_load.connections} paced conns)`, summary.vigil_half_load],
+      [`bare, same paced load (control)`, summary.bare_paced],
+    ].map(([name, row]) => [
+      name,
+      String(row.rps),
+      row.p50_ms.toFixed(3),
+      row.p90_ms.toFixed(3),
+      row.p99_ms.toFixed(3),
+      row.server_cpu_us_per_request === null ? '-' : row.server_cpu_us_per_request.toFixed(1),
+      row.ready_ms === undefined ? '' : String(row.ready_ms),
+    ]),
+  ];
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const format = (row) => row.map((cell, column) => cell.padStart(widths[column])).join('  ');
+  const lines = [
+    format(rows[0]),
+    widths.map((width) => '-'.repeat(width)).join('  '),
+    ...rows.slice(1).map(format),
+  ];
+  const mark = (met) => (met ? 'met' : 'NOT MET');
+  const { ratio, ready_ms: ready, half_load_p99_ms: half } = summary.targets;
+  console.log(`\n${runCount > 1 ? `median of ${runCount} runs` : 'one run'}\n`);
+  console.log(lines.join('\n'));
+  console.log('');
+  console.log(
+    `vigil / bare throughput  ${(ratio.value * 100).toFixed(1)}%   (target >= 60%: ${mark(ratio.met)})`,
+  );
+  console.log(`vigil ready after        ${ready.value} ms   (target <= 1500 ms: ${mark(ready.met)})`);
+  console.log(
+    `half load                ${summary.vigil_half_load.rps} req/s = ${(summary.vigil_half_load.share_of_max * 100).toFixed(0)}% of max, p99 ${half.value.toFixed(3)} ms   (target <= 5 ms: ${mark(half.met)})`,
+  );
+}
+
+function machine() {
+  const cpuModel =
+    /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model;
+  let wrkVersion = null;
+  try {
+    execFileSync('wrk', ['-v'], { stdio: 'pipe' });
+  } catch (error) {
+    // `wrk -v` prints its version and exits 1.
+    wrkVersion = /wrk (\S+)/.exec(String(error.stdout ?? ''))?.[1] ?? null;
+  }
+  return { nproc: cpus().length, cpu_model: cpuModel, node: process.version, wrk: wrkVersion };
+}
+
+/** Self time per function from a V8 .cpuprofile, the heaviest first. */
+function topFunctions(profilePath, count = 25) {
+  const profile = JSON.parse(readFileSync(profilePath, 'utf8'));
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const deltas = new Map();
+  for (let index = 0; index < profile.samples.length; index += 1) {
+    const id = profile.samples[index];
+    deltas.set(id, (deltas.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  }
+  const total = [...deltas.values()].reduce((sum, value) => sum + value, 0);
+  const bySite = new Map();
+  for (const [id, time] of deltas) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame;
+    const file = url.replace(/^file:\/\//, '').replace(root, '');
+    const site = `${functionName || '(anonymous)'} ${file}${file ? `:${lineNumber + 1}` : ''}`;
+    bySite.set(site, (bySite.get(site) ?? 0) + time);
+  }
+  return [...bySite.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([site, time]) => ({ site, self_percent: round2((time / total) * 100) }));
+}
+
+/** One more Vigil run at full load under `--cpu-prof`; its throughput is not part of the results. */
+async function profileVigil(options, template) {
+  console.log('profiling vigil (node --cpu-prof) ...');
+  const profileDir = makeTempDir('vigil-prof-');
+  try {
+    const { max } = await benchVigil(options, template, profileDir);
+    const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error('node --cpu-prof wrote no profile');
+    mkdirSync(resultsDir, { recursive: true });
+    const kept = join(resultsDir, 'vigil-cpu-profile.json');
+    copyFileSync(join(profileDir, file), kept);
+    return { file: kept.replace(root, ''), rps_under_profiler: max.rps, top_self_time: topFunctions(kept) };
+  } finally {
+    removeTempDir(profileDir);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const options = parseOptions(process.argv.slice(2));
+  const template = bodyTemplate();
+  const runs = [];
+  let profile;
+  for (let index = 0; index < options.runs; index += 1) {
+    console.log(`run ${index + 1}/${options.runs}: vigil ...`);
+    const vigil = await benchVigil(options, template);
+    console.log(
+      `  ready ${vigil.ready_ms} ms, ${vigil.max.rps} req/s, p99 ${vigil.max.p99_ms} ms; half load ${vigil.half.rps} req/s, p99 ${vigil.half.p99_ms} ms`,
+    );
+    console.log(`run ${index + 1}/${options.runs}: bare fastify ...`);
+    const bare = await benchBare(options, template, vigil.half.connections);
+    console.log(
+      `  ${bare.max.rps} req/s, p99 ${bare.max.p99_ms} ms; paced like vigil's half load ${bare.paced.rps} req/s, p99 ${bare.paced.p99_ms} ms`,
+    );
+    runs.push({ bare, vigil, ratio: round2(vigil.max.rps / bare.max.rps) });
+  }
+  if (options.profile) profile = await profileVigil(options, template);
+  const summary = summarise(runs);
+  printTable(summary, runs.length);
+  if (profile !== undefined) {
+    console.log(
+      `\nVigil CPU profile, ${profile.file} (${profile.rps_under_profiler} req/s under the profiler), self time:`,
+    );
+    for (const { site, self_percent } of profile.top_self_time.slice(0, 15)) {
+      console.log(`  ${self_percent.toFixed(1).padStart(5)}%  ${site}`);
+    }
+  }
+  const report = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    options: {
+      quick: options.quick,
+      runs: options.runs,
+      profile: options.profile,
+      threads: 1,
+      connections: options.connections,
+      seconds: options.seconds,
+      half_load_think_ms: options.thinkMs,
+      body_bytes: bodyBytes,
+    },
+    summary,
+    runs,
+    ...(profile !== undefined && { profile }),
+  };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwrote bench/results/latest.json`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`\nbench FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
