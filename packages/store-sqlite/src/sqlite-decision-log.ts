@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type {
   DecisionLog,
   DecisionPage,
@@ -8,6 +12,18 @@ import type {
 } from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
 import Database from 'better-sqlite3';
+import type { RecordRow, WriterRequest, WriterResponse } from './sqlite-log-writer.js';
+
+/**
+ * The writer's compiled script. Tests run this file from `src/` (as TypeScript), where Node 20
+ * cannot start a worker from a `.ts` file, so they use the build in `dist/` (`npm test` builds first).
+ */
+const writerScript = new URL(
+  import.meta.url.endsWith('.ts') ? '../dist/sqlite-log-writer.js' : './sqlite-log-writer.js',
+  import.meta.url,
+);
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export interface SqliteDecisionLogOptions {
   /** File path, or `:memory:` for tests. */
@@ -23,7 +39,6 @@ export interface SqliteDecisionLogOptions {
 }
 
 interface Pending {
-  record: DecisionRecord;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -81,59 +96,45 @@ CREATE INDEX IF NOT EXISTS feedback_by_event ON feedback (tenant_id, event_id);
 `;
 
 /**
- * The embedded decision log. Appends are grouped: every append made in one turn of the event loop
- * goes into one transaction, committed before any of their promises resolves (group commit).
+ * The embedded decision log. Writes go to one writer thread (`sqlite-log-writer.ts`); reads use
+ * this thread's own connection, which sees every committed write (WAL). Appends are grouped: all
+ * records appended while the previous batch is being committed go into the next transaction, and
+ * each append resolves only once its transaction has committed (group commit).
  */
 export class SqliteDecisionLog implements DecisionLog {
   readonly #db: Database.Database;
+  readonly #writer: Worker;
   readonly #maxBatch: number;
-  #queue: Pending[] = [];
+  #rows: string[] = [];
+  #waiting: Pending[] = [];
+  #inFlight = 0;
   #scheduled = false;
   #closed = false;
-  readonly #insert: Database.Statement;
-  readonly #insertEntity: Database.Statement;
-  readonly #writeBatch: (batch: Pending[]) => void;
+  #failure: Error | undefined;
+  #nextRequest = 1;
+  #idle: (() => void)[] = [];
+  readonly #requests = new Map<number, Pending & { size: number }>();
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteDecisionLogOptions) {
-    this.#db = new Database(options.path);
+    // An in-memory database cannot be shared with the writer thread, so `:memory:` becomes a
+    // fresh temporary file that is removed on close.
+    this.#temporary = options.path === ':memory:' ? mkdtempSync(join(tmpdir(), 'vigil-log-')) : undefined;
+    const path = this.#temporary === undefined ? options.path : join(this.#temporary, 'decisions.db');
+    this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(schema);
-    this.#maxBatch = options.maxBatch ?? 2000;
-    this.#insert = this.#db.prepare(
-      `INSERT OR IGNORE INTO records (decision_id, tenant_id, kind, event_id, created_at, verdict, rule_ids, entities, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.#insertEntity = this.#db.prepare(
-      'INSERT OR IGNORE INTO record_entities (tenant_id, entity, created_at, seq) VALUES (?, ?, ?, ?)',
-    );
-    this.#writeBatch = this.#db.transaction((batch: Pending[]) => {
-      for (const { record } of batch) {
-        const body = JSON.stringify({
-          event: record.event,
-          response: record.response,
-          features: record.features,
-        });
-        const result = this.#insert.run(
-          record.decisionId,
-          record.tenantId,
-          record.kind,
-          record.event.id,
-          record.createdAt,
-          record.verdict,
-          JSON.stringify(record.ruleIds),
-          JSON.stringify(record.entities),
-          body,
-        );
-        if (result.changes === 0) continue;
-        for (const entity of record.entities) {
-          this.#insertEntity.run(record.tenantId, entity, record.createdAt, result.lastInsertRowid);
-        }
-      }
+    this.#maxBatch = options.maxBatch ?? 5000;
+    this.#writer = new Worker(writerScript, { workerData: { path, sync: options.sync ?? 'normal' } });
+    this.#writer.on('message', (response: WriterResponse) => this.#acknowledge(response));
+    this.#writer.on('error', (error) => this.#fail(error));
+    this.#writer.on('exit', (code) => {
+      if (!this.#closed) this.#fail(new Error(`decision log writer exited with code ${code}`));
     });
   }
+
+  readonly #temporary: string | undefined;
 
   /** Statements are prepared once per SQL text; preparing costs more than most queries. */
   #statement(sql: string): Database.Statement {
@@ -147,31 +148,102 @@ export class SqliteDecisionLog implements DecisionLog {
 
   append(record: DecisionRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const body = JSON.stringify({
+      event: record.event,
+      response: record.response,
+      features: record.features,
+    });
+    // Each row travels to the writer as one JSON line: one string per batch is far cheaper to post
+    // than a structured clone of thousands of small values.
+    this.#rows.push(
+      JSON.stringify([
+        record.decisionId,
+        record.tenantId,
+        record.kind,
+        record.event.id,
+        record.createdAt,
+        record.verdict,
+        JSON.stringify(record.ruleIds),
+        JSON.stringify(record.entities),
+        body,
+        record.entities,
+      ] satisfies RecordRow),
+    );
     return new Promise((resolve, reject) => {
-      this.#queue.push({ record, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      this.#waiting.push({ resolve, reject });
+      this.#schedule();
     });
   }
 
   queueDepth(): number {
-    return this.#queue.length;
+    let inFlight = 0;
+    for (const request of this.#requests.values()) inFlight += request.size;
+    return this.#rows.length + inFlight;
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.length <= this.#maxBatch ? this.#queue : this.#queue.slice(0, this.#maxBatch);
-      this.#queue = batch === this.#queue ? [] : this.#queue.slice(batch.length);
-      try {
-        this.#writeBatch(batch);
-        for (const pending of batch) pending.resolve();
-      } catch (error) {
-        for (const pending of batch) pending.reject(error);
-      }
-    }
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight > 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#send();
+    });
+  }
+
+  /** Sends the queued rows as one batch; the next batch waits for its commit, so batches grow under load. */
+  #send(): void {
+    if (this.#rows.length === 0 || this.#inFlight > 0) return;
+    const rows = this.#rows.length <= this.#maxBatch ? this.#rows : this.#rows.slice(0, this.#maxBatch);
+    const waiting = this.#waiting.slice(0, rows.length);
+    this.#rows = rows === this.#rows ? [] : this.#rows.slice(rows.length);
+    this.#waiting = this.#waiting.slice(rows.length);
+    this.#inFlight += 1;
+    this.#request({ op: 'records', rows: rows.join('\n') }, rows.length).then(
+      () => {
+        for (const pending of waiting) pending.resolve();
+      },
+      (error: unknown) => {
+        for (const pending of waiting) pending.reject(error);
+      },
+    );
+  }
+
+  #request(request: DistributiveOmit<WriterRequest, 'id'>, size = 0): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const id = this.#nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.#requests.set(id, { resolve, reject, size });
+      this.#writer.postMessage({ ...request, id });
+    });
+  }
+
+  #acknowledge(response: WriterResponse): void {
+    const pending = this.#requests.get(response.id);
+    if (pending === undefined) return;
+    this.#requests.delete(response.id);
+    if (pending.size > 0) this.#inFlight -= 1;
+    if (response.error === undefined) pending.resolve();
+    else pending.reject(new Error(`decision log write failed: ${response.error}`));
+    if (this.#rows.length > 0) this.#send();
+    this.#wakeIdle();
+  }
+
+  #wakeIdle(): void {
+    if (this.#requests.size > 0 && this.#failure === undefined) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  #fail(error: Error): void {
+    this.#failure = error;
+    for (const pending of this.#requests.values()) pending.reject(error);
+    this.#requests.clear();
+    for (const pending of this.#waiting) pending.reject(error);
+    this.#waiting = [];
+    this.#rows = [];
+    this.#wakeIdle();
   }
 
   async get(tenantId: string, decisionId: string): Promise<DecisionRecord | undefined> {
@@ -189,12 +261,8 @@ export class SqliteDecisionLog implements DecisionLog {
     return record;
   }
 
-  async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
-    this.#statement('INSERT INTO shadow_results (tenant_id, decision_id, body) VALUES (?, ?, ?)').run(
-      tenantId,
-      decisionId,
-      JSON.stringify(results),
-    );
+  recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
+    return this.#request({ op: 'shadows', tenantId, decisionId, body: JSON.stringify(results) });
   }
 
   async findByEventId(
@@ -256,17 +324,18 @@ export class SqliteDecisionLog implements DecisionLog {
     return page;
   }
 
-  async addFeedback(feedback: FeedbackRecord): Promise<void> {
-    this.#statement(
-      'INSERT INTO feedback (tenant_id, event_id, label, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(
-      feedback.tenantId,
-      feedback.event_id,
-      feedback.label,
-      feedback.source ?? null,
-      feedback.note ?? null,
-      feedback.createdAt,
-    );
+  addFeedback(feedback: FeedbackRecord): Promise<void> {
+    return this.#request({
+      op: 'feedback',
+      row: [
+        feedback.tenantId,
+        feedback.event_id,
+        feedback.label,
+        feedback.source ?? null,
+        feedback.note ?? null,
+        feedback.createdAt,
+      ],
+    });
   }
 
   async listFeedback(tenantId: string, eventId: string): Promise<FeedbackRecord[]> {
@@ -294,20 +363,25 @@ export class SqliteDecisionLog implements DecisionLog {
   }
 
   async deleteTenant(tenantId: string): Promise<void> {
-    this.#flush();
-    this.#db.transaction(() => {
-      this.#statement('DELETE FROM record_entities WHERE tenant_id = ?').run(tenantId);
-      this.#statement('DELETE FROM records WHERE tenant_id = ?').run(tenantId);
-      this.#statement('DELETE FROM feedback WHERE tenant_id = ?').run(tenantId);
-      this.#statement('DELETE FROM shadow_results WHERE tenant_id = ?').run(tenantId);
-    })();
+    await this.#drain();
+    await this.#request({ op: 'delete_tenant', tenantId });
+  }
+
+  /** Resolves once every queued and in-flight write has committed or failed. */
+  async #drain(): Promise<void> {
+    while (this.#rows.length > 0 || this.#requests.size > 0) {
+      this.#send();
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
+    }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.#drain();
     this.#closed = true;
-    this.#flush();
+    await this.#writer.terminate();
     this.#db.close();
+    if (this.#temporary !== undefined) rmSync(this.#temporary, { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,92 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+/**
+ * The decision log's single writer, in a worker thread so that SQLite's inserts and commits do not
+ * block the event loop that answers requests. It receives batches of pre-serialised rows, writes
+ * each batch in one transaction, and acknowledges it once committed.
+ */
+
+/** One record as the writer stores it: `records` columns, then its entity values. */
+export type RecordRow = [
+  decisionId: string,
+  tenantId: string,
+  kind: string,
+  eventId: string,
+  createdAt: number,
+  verdict: string | null,
+  ruleIds: string,
+  entities: string,
+  body: string,
+  entityValues: string[],
+];
+
+export type WriterRequest =
+  | { id: number; op: 'records' /** JSON-encoded `RecordRow`s, one per line. */; rows: string }
+  | { id: number; op: 'shadows'; tenantId: string; decisionId: string; body: string }
+  | {
+      id: number;
+      op: 'feedback';
+      row: [string, string, string, string | null, string | null, number];
+    }
+  | { id: number; op: 'delete_tenant'; tenantId: string };
+
+export type WriterResponse = { id: number; error?: string };
+
+interface WriterOptions {
+  path: string;
+  sync: 'normal' | 'full';
+}
+
+function start(options: WriterOptions): void {
+  const port = parentPort;
+  if (port === null) throw new Error('the writer runs in a worker thread');
+  const db = new Database(options.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  const insert = db.prepare(
+    `INSERT OR IGNORE INTO records (decision_id, tenant_id, kind, event_id, created_at, verdict, rule_ids, entities, body)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertEntity = db.prepare(
+    'INSERT OR IGNORE INTO record_entities (tenant_id, entity, created_at, seq) VALUES (?, ?, ?, ?)',
+  );
+  const writeRecords = db.transaction((lines: string) => {
+    for (const line of lines.split('\n')) {
+      const row = JSON.parse(line) as RecordRow;
+      const result = insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
+      if (result.changes === 0) continue;
+      for (const entity of row[9]) insertEntity.run(row[1], entity, row[4], result.lastInsertRowid);
+    }
+  });
+  const insertShadows = db.prepare(
+    'INSERT INTO shadow_results (tenant_id, decision_id, body) VALUES (?, ?, ?)',
+  );
+  const insertFeedback = db.prepare(
+    'INSERT INTO feedback (tenant_id, event_id, label, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const deleteTenant = db.transaction((tenantId: string) => {
+    for (const table of ['record_entities', 'records', 'feedback', 'shadow_results']) {
+      db.prepare(`DELETE FROM ${table} WHERE tenant_id = ?`).run(tenantId);
+    }
+  });
+
+  port.on('message', (request: WriterRequest) => {
+    const response: WriterResponse = { id: request.id };
+    try {
+      if (request.op === 'records') writeRecords(request.rows);
+      else if (request.op === 'shadows')
+        insertShadows.run(request.tenantId, request.decisionId, request.body);
+      else if (request.op === 'feedback') insertFeedback.run(...request.row);
+      else deleteTenant(request.tenantId);
+    } catch (error) {
+      response.error = error instanceof Error ? error.message : String(error);
+    }
+    port.postMessage(response);
+  });
+  port.on('close', () => db.close());
+}
+
+if (parentPort !== null && workerData !== undefined && workerData !== null)
+  start(workerData as WriterOptions);
