@@ -29,6 +29,13 @@ function pick(source: Record<string, unknown>, keys: string[]): Record<string, u
   return Object.fromEntries(keys.filter((key) => source[key] !== undefined).map((key) => [key, source[key]]));
 }
 
+/** The server fills in defaults; compare with them filled in on both sides. */
+const policyDefaults = { strategy: 'worst', on_missing: 'not_hit' };
+
+function policyOf(source: Record<string, unknown>): Record<string, unknown> {
+  return { ...policyDefaults, ...pick(source, policyKeys) };
+}
+
 function change(kind: Change['kind'], name: string, server: unknown, file: unknown): Change {
   const before = server === undefined ? '' : `${canonical(server)}\n`;
   const after = `${canonical(file)}\n`;
@@ -58,12 +65,7 @@ export async function diffConfig(client: ManageClient, file: ConfigFile): Promis
   for (const [name, policy] of file.policies) {
     const latest = await latestVersion(client, name);
     changes.push(
-      change(
-        'policy',
-        name,
-        latest === undefined ? undefined : pick(latest, policyKeys),
-        pick(policy.body, policyKeys),
-      ),
+      change('policy', name, latest === undefined ? undefined : policyOf(latest), policyOf(policy.body)),
     );
   }
   return changes;
@@ -111,7 +113,7 @@ export async function applyConfig(client: ManageClient, file: ConfigFile): Promi
       const created = await client.request(
         'POST',
         `/policies/${encodeURIComponent(item.name)}/versions`,
-        pick(policy.body, policyKeys),
+        policyOf(policy.body),
       );
       if (created.status !== 201) {
         errors.push(...describe(file, 'policy', item.name, errorOf(created.json)));

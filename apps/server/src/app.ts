@@ -79,17 +79,22 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   registerErrorHandling(app);
   registerBodyParsing(app, { maxDepth: deps.maxJsonDepth });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks on the hot path take callbacks rather than returning promises: one promise less per hook
+  // and request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (deps.state.draining) {
-      reply.header('connection', 'close');
-      return sendError(reply, new VigilError('draining'));
+    if (!deps.state.draining) {
+      done();
+      return;
     }
+    reply.header('connection', 'close');
+    sendError(reply, new VigilError('draining'));
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     deps.metrics.requestDuration
       .labels(request.method, request.routeOptions.url ?? 'unmatched', String(reply.statusCode))
       .observe(reply.elapsedTime / 1000);
+    done();
   });
 
   await app.register(swagger, {

@@ -53,14 +53,20 @@ export function checkShape(value: unknown, maxDepth: number, depth = 1): void {
  * for HMAC signature checks.
  */
 export function registerBodyParsing(app: FastifyInstance, options: { maxDepth: number }): void {
-  app.addHook('preParsing', async (request, _reply, payload) => {
+  app.addHook('preParsing', (request, _reply, payload, finish) => {
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
-    if (encoding === undefined || encoding === '' || encoding === 'identity') return payload;
+    if (encoding === undefined || encoding === '' || encoding === 'identity') {
+      finish(null, payload);
+      return;
+    }
     const decoder = decoders[encoding];
     if (decoder === undefined) {
-      throw new VigilError('unsupported_encoding', {
-        message: `Content-Encoding '${encoding}' is not supported.`,
-      });
+      finish(
+        new VigilError('unsupported_encoding', {
+          message: `Content-Encoding '${encoding}' is not supported.`,
+        }),
+      );
+      return;
     }
     let received = 0;
     const counter = new Transform({
@@ -73,7 +79,7 @@ export function registerBodyParsing(app: FastifyInstance, options: { maxDepth: n
     payload.on('error', (error) => decoded.destroy(error));
     decoded.on('error', () => payload.destroy());
     Object.defineProperty(decoded, 'receivedEncodedLength', { get: () => received });
-    return decoded;
+    finish(null, decoded);
   });
 
   app.removeContentTypeParser(['application/json', 'text/plain']);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigRegistry, DecisionService, PolicyStage } from '@vigil/engine';
+import { ConfigRegistry, celRuleCompiler, DecisionService, PolicyStage } from '@vigil/engine';
 import { SqliteConfigStore, SqliteDecisionLog } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -10,7 +10,7 @@ import { Authenticator, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
 import { ControlPlane } from './control-plane.js';
 import { NodeMetrics } from './metrics.js';
-import { ruleCompiler } from './rule-compiler.js';
+
 import { randomToken, SecretBox, sha256 } from './secrets.js';
 
 export interface VigilNode {
@@ -53,6 +53,7 @@ export async function createNode(
     path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
     sync: config.VIGIL_DECISION_LOG_SYNC,
   });
+  const ruleCompiler = celRuleCompiler();
   const registry = ConfigRegistry.from(await store.load(), ruleCompiler);
   const secrets = new SecretBox(masterKey);
   const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());

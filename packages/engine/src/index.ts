@@ -3,6 +3,7 @@ export * from './decision/decision-service.js';
 export * from './decision/idempotency-index.js';
 export * from './events/event-validator.js';
 export * from './memory/memory-decision-log.js';
+export * from './policy/cel-rule-compiler.js';
 export * from './policy/policy-model.js';
 export * from './policy/policy-stage.js';
 export * from './policy/serving-policies.js';

@@ -61,6 +61,12 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
   const { control, tag } = options;
   const tenant = (request: FastifyRequest) => control.tenant(options.tenantOf(request)).id;
 
+  // A route with an optional body (publish, shadow, rollback) validates an absent one as `{}`.
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (request.body === undefined && request.routeOptions.config.optionalBody === true) request.body = {};
+    done();
+  });
+
   app.post(
     '/policies/:type/versions',
     {
@@ -132,11 +138,9 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         summary: 'Publish a version, optionally as a canary for a share of traffic',
         tags: [tag],
         params: VersionParams,
-        body: Type.Optional(
-          Type.Object(
-            { canary_percent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) },
-            { additionalProperties: false },
-          ),
+        body: Type.Object(
+          { canary_percent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) },
+          { additionalProperties: false },
         ),
         response: ok,
       },
@@ -147,7 +151,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         tenant(request),
         request.params.type,
         request.params.version,
-        request.body?.canary_percent,
+        request.body.canary_percent,
       );
       return stateView(state);
     },
@@ -161,14 +165,12 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         summary: 'Run a version in shadow on live traffic (or stop, with enabled: false)',
         tags: [tag],
         params: VersionParams,
-        body: Type.Optional(
-          Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-        ),
+        body: Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
         response: ok,
       },
     },
     async (request) => {
-      const enabled = request.body?.enabled ?? true;
+      const enabled = request.body.enabled ?? true;
       const state = await control.setShadow(
         actorOf(request),
         tenant(request),

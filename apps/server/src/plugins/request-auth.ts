@@ -14,22 +14,37 @@ declare module 'fastify' {
  * before the body is read; a signed request after, since its signature covers the body.
  */
 export function authenticateKey(app: FastifyInstance, auth: Authenticator, scope: Scope): void {
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const keyId = request.headers['x-vigil-key'];
-    if (typeof keyId === 'string' && request.headers.authorization === undefined) return;
-    request.principal = auth.bearer(request.headers.authorization);
-    requireScope(request.principal, scope);
+    if (typeof keyId === 'string' && request.headers.authorization === undefined) {
+      done();
+      return;
+    }
+    try {
+      request.principal = auth.bearer(request.headers.authorization);
+      requireScope(request.principal, scope);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
-  app.addHook('preValidation', async (request) => {
-    if (request.principal !== null) return;
-    const keyId = request.headers['x-vigil-key'] as string;
-    request.principal = auth.signed(
-      keyId,
-      header(request, 'x-vigil-timestamp'),
-      header(request, 'x-vigil-signature'),
-      request.rawBody ?? Buffer.alloc(0),
-    );
-    requireScope(request.principal, scope);
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (request.principal !== null) {
+      done();
+      return;
+    }
+    try {
+      request.principal = auth.signed(
+        request.headers['x-vigil-key'] as string,
+        header(request, 'x-vigil-timestamp'),
+        header(request, 'x-vigil-signature'),
+        request.rawBody ?? Buffer.alloc(0),
+      );
+      requireScope(request.principal, scope);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
 }
 

@@ -203,6 +203,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
         event: record.event,
         response: record.response,
         features: record.features ?? {},
+        shadows: record.shadows ?? [],
         feedback: feedback.map(({ label, source, note, createdAt }) => ({
           label,
           source: source ?? null,

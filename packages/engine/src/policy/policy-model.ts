@@ -33,16 +33,21 @@ export interface RuleFailure {
   readonly missing: boolean;
 }
 
-/** Values a rule can see, in a fixed shape. */
-export interface RuleActivation {
+/** Values a rule can see, in a fixed shape (a type alias, so it is also a plain record of variables). */
+export type RuleActivation = {
   event: Record<string, unknown>;
   features: Record<string, unknown>;
   models: Record<string, number>;
-}
+};
 
-export interface CompiledRule {
-  readonly input: RuleInput;
-  evaluate(activation: RuleActivation): boolean | RuleFailure;
+/** A policy's compiled rule conditions, evaluated one rule at a time so `first_match` can stop early. */
+export interface CompiledRules {
+  /** The rules as written, in order. */
+  readonly inputs: readonly RuleInput[];
+  /** Reads what the rules need from the activation; called once per evaluation, before `evaluate`. */
+  prepare(activation: RuleActivation): void;
+  /** The condition of rule `index`: true, false, or why it could not be evaluated. */
+  evaluate(index: number, activation: RuleActivation): boolean | RuleFailure;
 }
 
 export interface CompiledPolicy {
@@ -50,7 +55,7 @@ export interface CompiledPolicy {
   readonly strategy: Strategy;
   readonly thresholds: Partial<Record<Exclude<Verdict, 'accept'>, number>>;
   readonly onMissing: 'not_hit' | 'review';
-  readonly rules: readonly CompiledRule[];
+  readonly rules: CompiledRules;
 }
 
 /** A compile problem of one rule, with its place in the rule's `when` text (1-based). */
@@ -66,7 +71,7 @@ export interface RuleCompiler {
   compile(
     rules: readonly RuleInput[],
     environment: RuleEnvironment,
-  ): { rules: CompiledRule[]; errors: [] } | { rules: undefined; errors: PolicyCompileError[] };
+  ): { rules: CompiledRules; errors: [] } | { rules: undefined; errors: PolicyCompileError[] };
 }
 
 /** What rules of one event type may refer to. */

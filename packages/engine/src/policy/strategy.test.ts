@@ -1,11 +1,24 @@
 import type { RuleInput } from '@vigil/protocol';
 import { describe, expect, it } from 'vitest';
-import type { CompiledPolicy, CompiledRule, RuleFailure } from './policy-model.js';
+import type { CompiledPolicy, RuleFailure } from './policy-model.js';
 import { canaryBucket, evaluatePolicy } from './strategy.js';
 
 /** A rule whose outcome is fixed, so the strategy alone is under test. */
-function rule(input: Partial<RuleInput> & { id: string }, outcome: boolean | RuleFailure): CompiledRule {
+interface FixedRule {
+  input: RuleInput;
+  evaluate: () => boolean | RuleFailure;
+}
+
+function rule(input: Partial<RuleInput> & { id: string }, outcome: boolean | RuleFailure): FixedRule {
   return { input: { when: 'fixed', ...input }, evaluate: () => outcome };
+}
+
+function compiled(rules: FixedRule[]): CompiledPolicy['rules'] {
+  return {
+    inputs: rules.map((fixed) => fixed.input),
+    prepare() {},
+    evaluate: (index) => (rules[index] as FixedRule).evaluate(),
+  };
 }
 
 const failure: RuleFailure = { failure: true, message: 'division by zero', missing: false };
@@ -13,11 +26,11 @@ const activation = { event: {}, features: {}, models: {} };
 
 function policy(
   strategy: CompiledPolicy['strategy'],
-  rules: CompiledRule[],
+  rules: FixedRule[],
   extra: Partial<CompiledPolicy> = {},
 ) {
   return evaluatePolicy(
-    { version: 1, strategy, thresholds: {}, onMissing: 'not_hit', rules, ...extra },
+    { version: 1, strategy, thresholds: {}, onMissing: 'not_hit', rules: compiled(rules), ...extra },
     activation,
   );
 }
@@ -40,7 +53,7 @@ describe('evaluatePolicy', () => {
 
   it('first_match: the first hit decides and later rules are not evaluated', () => {
     let evaluated = false;
-    const later: CompiledRule = {
+    const later: FixedRule = {
       input: { id: 'later', when: 'x', verdict: 'reject' },
       evaluate: () => {
         evaluated = true;

@@ -30,15 +30,18 @@ export function evaluatePolicy(policy: CompiledPolicy, activation: RuleActivatio
   const rules: PolicyOutcome['rules'] = [];
   const tags: string[] = [];
   const errors: PolicyOutcome['errors'] = [];
-  for (const rule of policy.rules) {
-    const result = rule.evaluate(activation);
+  const compiled = policy.rules;
+  const inputs = compiled.inputs;
+  compiled.prepare(activation);
+  for (let index = 0; index < inputs.length; index += 1) {
+    const input = inputs[index] as (typeof inputs)[number];
+    const result = compiled.evaluate(index, activation);
     if (result === false) continue;
     if (result !== true) {
-      errors.push({ rule: rule.input.id, message: result.message });
+      errors.push({ rule: input.id, message: result.message });
       if (policy.onMissing === 'review') verdict = worse(verdict, 'review');
       continue;
     }
-    const input = rule.input;
     const hit: PolicyOutcome['rules'][number] = { id: input.id, name: input.name ?? input.id };
     if (input.verdict !== undefined) {
       hit.verdict = input.verdict;

@@ -1,0 +1,134 @@
+import {
+  type Activation,
+  type CompiledExpression,
+  compileWithSlots,
+  type Evaluator,
+  type Program,
+} from './compiler.js';
+import type { Environment } from './environment.js';
+import { FieldSlots } from './field-slots.js';
+import { runSlotTest, type SlotTest } from './slot-test.js';
+import type { CelIssue } from './source.js';
+import { CelError } from './values.js';
+import { EMPTY_RULE_SERVICES, type RuleServices } from './vigil-functions.js';
+
+/** One rule's condition to compile. */
+export interface RuleCondition {
+  readonly id: string;
+  /** The CEL expression; must be bool. */
+  readonly when: string;
+}
+
+/** A compile error of one rule of a rule set. */
+export interface RuleIssue extends CelIssue {
+  readonly ruleId: string;
+}
+
+/** The outcome of {@link compileRuleSet}: the rule set, or every error of every rule. */
+export type RuleSetResult =
+  | { readonly ok: true; readonly ruleSet: CompiledRuleSet }
+  | { readonly ok: false; readonly errors: readonly RuleIssue[] };
+
+/**
+ * The compiled conditions of a policy's rules. Fields of `event`, `features` and `models` are read
+ * once per evaluation into shared slots, then every rule reads the slots.
+ *
+ * Not re-entrant: one evaluation at a time per rule set (evaluation is synchronous, so this only
+ * matters if a service function evaluated the same rule set again).
+ */
+export class CompiledRuleSet {
+  /** Rule ids, in the order given. */
+  readonly ids: readonly string[];
+  /** The compiled conditions, in the same order. */
+  readonly programs: readonly CompiledExpression[];
+  private readonly slots: FieldSlots;
+  private readonly evaluators: readonly Evaluator[];
+  private readonly tests: readonly (SlotTest | undefined)[];
+
+  /** @internal Use {@link compileRuleSet}. */
+  constructor(ids: readonly string[], programs: readonly Program[], slots: FieldSlots) {
+    this.ids = ids;
+    this.programs = programs;
+    this.slots = slots;
+    this.evaluators = programs.map((program) => program.evaluator);
+    this.tests = programs.map((program) => program.test);
+  }
+
+  /** Number of distinct fields the rules read. */
+  get fieldCount(): number {
+    return this.slots.size;
+  }
+
+  /** Reads the activation's fields for the rules; call before {@link evaluateRule}. */
+  prepare(activation: Activation): void {
+    this.slots.fill(activation);
+  }
+
+  /**
+   * Evaluates one rule after {@link prepare}: true, false, or a `CelError` when the rule errored.
+   * Lets a `first_match` policy stop at the first hit.
+   */
+  evaluateRule(
+    index: number,
+    activation: Activation,
+    services: RuleServices = EMPTY_RULE_SERVICES,
+  ): boolean | CelError {
+    const program = this.programs[index];
+    if (program === undefined) return new CelError(`no rule at index ${index}`);
+    return program.evaluate(activation, services) as boolean | CelError;
+  }
+
+  /**
+   * Evaluates every rule into `results` (reused across calls, so nothing is allocated):
+   * `results[i]` is true, false, or a `CelError`.
+   */
+  evaluateAll(
+    activation: Activation,
+    services: RuleServices = EMPTY_RULE_SERVICES,
+    results: (boolean | CelError)[] = new Array(this.programs.length),
+  ): (boolean | CelError)[] {
+    this.slots.fill(activation);
+    const evaluators = this.evaluators;
+    const tests = this.tests;
+    for (let index = 0; index < evaluators.length; index++) {
+      // A rule whose root is a slot test runs without a closure call (see `slot-test.ts`).
+      const test = tests[index];
+      results[index] = (
+        test === undefined
+          ? (evaluators[index] as Evaluator)(activation, services)
+          : runSlotTest(test, activation, services)
+      ) as boolean | CelError;
+    }
+    return results;
+  }
+
+  /** Drops references to the last evaluation's data. */
+  release(): void {
+    this.slots.clear();
+  }
+}
+
+/**
+ * Compiles the conditions of a policy's rules against one environment. Every rule must parse,
+ * type-check to bool and stay within the cost budget; otherwise every error of every rule is
+ * returned, with its rule id, line, column and caret message.
+ */
+export function compileRuleSet(environment: Environment, rules: readonly RuleCondition[]): RuleSetResult {
+  const slots = new FieldSlots();
+  const programs: Program[] = [];
+  const errors: RuleIssue[] = [];
+  for (const rule of rules) {
+    const result = compileWithSlots(environment, rule.when, { expectBoolean: true }, slots);
+    if (result.ok) programs.push(result.program);
+    else for (const error of result.errors) errors.push({ ...error, ruleId: rule.id });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    ruleSet: new CompiledRuleSet(
+      rules.map((rule) => rule.id),
+      programs,
+      slots,
+    ),
+  };
+}
