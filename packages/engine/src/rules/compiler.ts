@@ -934,6 +934,26 @@ class ExpressionCompiler {
         return relation(toDouble && typeof x === 'bigint' ? Number(x) : x, y);
       });
     }
+    const leftField = this.slotField(argumentExprs[0] as Expr);
+    if (leftField !== undefined) {
+      // `field < expression`: the field is read inline, the other side through its closure.
+      const test = this.slotTest(leftField, SlotTestOperation.CompareToValue, operation, { toDouble });
+      return slotTestNode(
+        makeSlotTest(
+          test.operation,
+          test.values,
+          test.slot,
+          test.kind,
+          test.operand,
+          test.toDouble,
+          undefined,
+          test.missing,
+          test.wrongType,
+          [],
+          evaluateRight,
+        ),
+      );
+    }
     return dynamic((activation, services) => {
       const x = evaluateLeft(activation, services) as number | bigint | CelError;
       if (typeof x === 'object') return x;
@@ -955,7 +975,20 @@ class ExpressionCompiler {
       candidates.length === 1 && this.checked !== undefined && types.every(isConcrete)
         ? candidates[0]
         : undefined;
-    if (staticOverload !== undefined) return dynamic(directCall(guarded(staticOverload), evaluators));
+    if (staticOverload !== undefined) {
+      const implementation = guarded(staticOverload);
+      const [first, second] = args;
+      if (args.length === 2 && first !== undefined && second?.constant === true && !first.constant) {
+        // `x op constant`: no closure call for the constant.
+        const a = first.evaluate;
+        const y = second.value;
+        return dynamic((activation, services) => {
+          const x = a(activation, services);
+          return x instanceof CelError ? x : implementation(x, y, services);
+        });
+      }
+      return dynamic(directCall(implementation, evaluators));
+    }
     const implementations = candidates.map(guarded);
     const parameterLists = candidates.map((overload) => overload.params);
     return dynamic((activation, services) => {

@@ -8,6 +8,11 @@ interface ShapePlan {
   readonly slots: readonly number[];
   /** Slots of fields this shape lacks. */
   readonly absent: readonly number[];
+  /**
+   * When the shape has every field the rules read: the number of leading keys that hold them all.
+   * An object whose keys start the same way has every field at the same place, whatever follows.
+   */
+  readonly prefix: number;
 }
 
 /** The slots of one top-level object (`event`, `features`, ...). */
@@ -90,14 +95,16 @@ export class FieldSlots {
     const keys = shape.keys;
     const slots = shape.slots;
     const values = this.values;
+    const prefix = shape.prefix;
     let position = 0;
     for (const key in object) {
+      if (position === prefix) return true;
       if (keys[position] !== key) return false;
       const slot = slots[position] as number;
       if (slot >= 0) values[slot] = object[key];
       position++;
     }
-    if (position !== keys.length) return false;
+    if (position !== keys.length && position !== prefix) return false;
     const absent = shape.absent;
     for (let index = 0; index < absent.length; index++) values[absent[index] as number] = undefined;
     return true;
@@ -109,7 +116,9 @@ export class FieldSlots {
     const slots = keys.map((key) => plan.fields.get(key) ?? -1);
     const present = new Set(slots);
     const absent = [...plan.fields.values()].filter((slot) => !present.has(slot));
-    const shape: ShapePlan = { keys, slots, absent };
+    const lastUsed = slots.reduce((last, slot, position) => (slot >= 0 ? position : last), -1);
+    const prefix = absent.length === 0 ? lastUsed + 1 : -1;
+    const shape: ShapePlan = { keys, slots, absent, prefix };
     plan.shapes = [shape, ...plan.shapes.slice(0, MAX_SHAPES - 1)];
     const values = this.values;
     for (const [field, slot] of plan.fields)

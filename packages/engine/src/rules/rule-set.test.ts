@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compile } from './compiler.js';
 import { compileRuleSet } from './rule-set.js';
 import { paymentActivation, paymentEnvironment } from './test-environment.js';
 import { CelError } from './values.js';
@@ -47,5 +48,64 @@ describe('compileRuleSet', () => {
       ['syntax', 2, 3],
       ['not-bool', 1, 1],
     ]);
+  });
+});
+
+describe('rule set fast paths', () => {
+  // The slot tests re-implement the most common conditions; they must agree with the closures.
+  const expressions = [
+    'event.amount > 100.0',
+    'event.amount > 100',
+    'event.amount <= 120.5',
+    'event.quantity >= 2',
+    'event.quantity < 2.5',
+    'event.quantity > 9223372036854775806',
+    'features.tx_count_1h == 3',
+    "event.country == 'FR'",
+    "event.country != 'FR'",
+    "event.country in ['FR', 'DE']",
+    "event.email.endsWith('.COM')",
+    "event.email.startsWith('alice')",
+    "event.email.contains('@')",
+    'event.is_new_device',
+    '!event.is_new_device',
+    'has(event.email)',
+    "event.is_new_device || event.country == 'FR'",
+    "event.is_new_device && event.country == 'FR'",
+    "event.country == 'DE' || event.amount > 1000.0 || features.tx_count_1h > 2",
+    "event.tags.exists(tag, tag == 'web')",
+    "event.tags.all(tag, tag.startsWith('w'))",
+    'event.amount > features.tx_sum_24h * 0.5',
+    'features.tx_count_1h > event.quantity',
+    "!(event.country == 'FR' && event.amount > 100.0)",
+  ];
+  const activations = [
+    paymentActivation(),
+    paymentActivation({ country: 'DE', amount: 5000.0, is_new_device: true, quantity: 9223372036854775807n }),
+    paymentActivation({ email: undefined, tags: ['x', 'web'], quantity: 2.5 }),
+    paymentActivation({ country: 7, amount: 'many', is_new_device: 'yes', tags: 'web', quantity: 3n }),
+  ];
+  for (const activation of activations) {
+    for (const [key, value] of Object.entries(activation.event))
+      if (value === undefined) delete activation.event[key];
+  }
+
+  it('gives the same answers as single compiled expressions', () => {
+    const result = compileRuleSet(
+      environment,
+      expressions.map((when, index) => ({ id: `rule-${index}`, when })),
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    for (const activation of activations) {
+      const fast = result.ruleSet.evaluateAll(activation);
+      expressions.forEach((expression, index) => {
+        const single = compile(environment, expression);
+        if (!single.ok) throw new Error(expression);
+        const expected = single.program.evaluate(activation);
+        const actual = fast[index];
+        const describe = (value: unknown): string => (value instanceof CelError ? 'error' : String(value));
+        expect(`${expression}: ${describe(actual)}`).toBe(`${expression}: ${describe(expected)}`);
+      });
+    }
   });
 });

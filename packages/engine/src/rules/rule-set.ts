@@ -7,7 +7,7 @@ import {
 } from './compiler.js';
 import type { Environment } from './environment.js';
 import { FieldSlots } from './field-slots.js';
-import { runSlotTest, type SlotTest } from './slot-test.js';
+import { runJunction, runLeaf, runSlotTest, type SlotTest, SlotTestOperation } from './slot-test.js';
 import type { CelIssue } from './source.js';
 import { CelError } from './values.js';
 import { EMPTY_RULE_SERVICES, type RuleServices } from './vigil-functions.js';
@@ -73,9 +73,8 @@ export class CompiledRuleSet {
     activation: Activation,
     services: RuleServices = EMPTY_RULE_SERVICES,
   ): boolean | CelError {
-    const program = this.programs[index];
-    if (program === undefined) return new CelError(`no rule at index ${index}`);
-    return program.evaluate(activation, services) as boolean | CelError;
+    if (index < 0 || index >= this.evaluators.length) return new CelError(`no rule at index ${index}`);
+    return this.run(index, activation, services);
   }
 
   /**
@@ -88,18 +87,21 @@ export class CompiledRuleSet {
     results: (boolean | CelError)[] = new Array(this.programs.length),
   ): (boolean | CelError)[] {
     this.slots.fill(activation);
-    const evaluators = this.evaluators;
-    const tests = this.tests;
-    for (let index = 0; index < evaluators.length; index++) {
-      // A rule whose root is a slot test runs without a closure call (see `slot-test.ts`).
-      const test = tests[index];
-      results[index] = (
-        test === undefined
-          ? (evaluators[index] as Evaluator)(activation, services)
-          : runSlotTest(test, activation, services)
-      ) as boolean | CelError;
-    }
+    const count = this.evaluators.length;
+    for (let index = 0; index < count; index++) results[index] = this.run(index, activation, services);
     return results;
+  }
+
+  private run(index: number, activation: Activation, services: RuleServices): boolean | CelError {
+    // A rule whose root is a slot test runs without a closure call (see `slot-test.ts`).
+    const test = this.tests[index];
+    if (test === undefined)
+      return (this.evaluators[index] as Evaluator)(activation, services) as boolean | CelError;
+    const operation = test.operation;
+    if (operation < SlotTestOperation.And) return runLeaf(test) as boolean | CelError;
+    if (operation <= SlotTestOperation.Or)
+      return runJunction(test, activation, services) as boolean | CelError;
+    return runSlotTest(test, activation, services) as boolean | CelError;
   }
 
   /** Drops references to the last evaluation's data. */
