@@ -1,2 +1,3 @@
 export { SqliteConfigStore } from './sqlite-config-store.js';
 export { SqliteDecisionLog, type SqliteDecisionLogOptions } from './sqlite-decision-log.js';
+export { SqliteListStore, type SqliteListStoreOptions } from './sqlite-list-store.js';

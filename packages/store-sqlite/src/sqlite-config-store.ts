@@ -4,6 +4,7 @@ import type {
   ConfigSnapshot,
   ConfigStore,
   EventTypeRecord,
+  FeatureRecord,
   PolicyState,
   PolicyVersionRecord,
   TenantRecord,
@@ -19,6 +20,9 @@ CREATE TABLE IF NOT EXISTS event_types (
 CREATE TABLE IF NOT EXISTS policy_versions (
   tenant_id TEXT NOT NULL, event_type TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY (tenant_id, event_type, version)
+);
+CREATE TABLE IF NOT EXISTS features (
+  tenant_id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, name)
 );
 CREATE TABLE IF NOT EXISTS policy_states (
   tenant_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, event_type)
@@ -52,6 +56,7 @@ export class SqliteConfigStore implements ConfigStore {
         'SELECT body FROM policy_versions ORDER BY tenant_id, event_type, version',
       ) as PolicyVersionRecord[],
       policyStates: bodies('SELECT body FROM policy_states ORDER BY tenant_id, event_type') as PolicyState[],
+      features: bodies('SELECT body FROM features ORDER BY tenant_id, name') as FeatureRecord[],
     };
   }
 
@@ -72,6 +77,7 @@ export class SqliteConfigStore implements ConfigStore {
       this.#db.prepare('DELETE FROM event_types WHERE tenant_id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM policy_versions WHERE tenant_id = ?').run(tenantId);
       this.#db.prepare('DELETE FROM policy_states WHERE tenant_id = ?').run(tenantId);
+      this.#db.prepare('DELETE FROM features WHERE tenant_id = ?').run(tenantId);
     });
   }
 
@@ -103,6 +109,23 @@ export class SqliteConfigStore implements ConfigStore {
       this.#db
         .prepare('INSERT INTO policy_versions (tenant_id, event_type, version, body) VALUES (?, ?, ?, ?)')
         .run(version.tenantId, version.eventType, version.version, JSON.stringify(version));
+    });
+  }
+
+  async putFeature(feature: FeatureRecord, audit: AuditEntry): Promise<void> {
+    this.#inTransaction(audit, () => {
+      this.#db
+        .prepare(
+          `INSERT INTO features (tenant_id, name, body) VALUES (?, ?, ?)
+           ON CONFLICT (tenant_id, name) DO UPDATE SET body = excluded.body`,
+        )
+        .run(feature.tenantId, feature.name, JSON.stringify(feature));
+    });
+  }
+
+  async deleteFeature(tenantId: string, name: string, audit: AuditEntry): Promise<void> {
+    this.#inTransaction(audit, () => {
+      this.#db.prepare('DELETE FROM features WHERE tenant_id = ? AND name = ?').run(tenantId, name);
     });
   }
 
@@ -147,6 +170,10 @@ export class SqliteConfigStore implements ConfigStore {
       target: row.target,
       diff: JSON.parse(row.diff) as AuditEntry['diff'],
     }));
+  }
+
+  async appendAudit(audit: AuditEntry): Promise<void> {
+    this.#inTransaction(audit, () => {});
   }
 
   async close(): Promise<void> {

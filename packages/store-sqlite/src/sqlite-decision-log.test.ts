@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { decisionLogContract, sampleRecord } from '@vigil/engine/testing';
 import { describe, expect, it } from 'vitest';
 import { SqliteDecisionLog } from './sqlite-decision-log.js';
@@ -20,6 +21,30 @@ describe('SqliteDecisionLog on disk', () => {
     for (const record of records)
       expect(await reopened.get(record.tenantId, record.decisionId)).toEqual(record);
     await reopened.close();
+  });
+
+  it('rebuilds the entity index after the process is killed before indexing', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const script = `
+      const { SqliteDecisionLog } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const log = new SqliteDecisionLog({ path: ${JSON.stringify(path)} });
+      const appends = [];
+      for (let i = 0; i < 200; i++) {
+        appends.push(log.append({ decisionId: 'd' + i, tenantId: 't', kind: 'decision', createdAt: 1000 + i,
+          event: { type: 'x', id: 'e' + i, timestamp: 't', fields: {} }, verdict: 'accept', response: null,
+          ruleIds: [], entities: ['acct-' + (i % 2)] }));
+      }
+      await Promise.all(appends);
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const scriptFile = join(dirname(path), 'append-and-die.mjs');
+    writeFileSync(scriptFile, script);
+    const child = spawnSync(process.execPath, [scriptFile]);
+    expect(child.signal, child.stderr.toString()).toBe('SIGKILL');
+    const log = new SqliteDecisionLog({ path });
+    const page = await log.search({ tenantId: 't', entity: 'acct-1', limit: 1000 });
+    expect(page.records).toHaveLength(100);
+    await log.close();
   });
 
   it('refuses a cursor it did not make', async () => {

@@ -7,6 +7,7 @@ import type {
   DecisionPage,
   DecisionQuery,
   DecisionRecord,
+  EventHistory,
   FeedbackRecord,
   ShadowResult,
 } from '@vigil/engine';
@@ -77,6 +78,7 @@ CREATE TABLE IF NOT EXISTS record_entities (
   seq INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, entity, created_at, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS shadow_results (
   tenant_id TEXT NOT NULL,
   decision_id TEXT NOT NULL,
@@ -101,7 +103,7 @@ CREATE INDEX IF NOT EXISTS feedback_by_event ON feedback (tenant_id, event_id);
  * records appended while the previous batch is being committed go into the next transaction, and
  * each append resolves only once its transaction has committed (group commit).
  */
-export class SqliteDecisionLog implements DecisionLog {
+export class SqliteDecisionLog implements DecisionLog, EventHistory {
   readonly #db: Database.Database;
   readonly #writer: Worker;
   readonly #maxBatch: number;
@@ -265,6 +267,26 @@ export class SqliteDecisionLog implements DecisionLog {
     return this.#request({ op: 'shadows', tenantId, decisionId, body: JSON.stringify(results) });
   }
 
+  /** Pages of a tenant's records from `since`, oldest first, by the time index (keyset paging). */
+  async scan(
+    tenantId: string,
+    since: number,
+    visit: (records: DecisionRecord[]) => Promise<void>,
+  ): Promise<void> {
+    const statement = this.#statement(
+      `SELECT * FROM records WHERE tenant_id = ? AND (created_at, seq) > (?, ?)
+         ORDER BY created_at, seq LIMIT 1000`,
+    );
+    let after: [number, number] = [since, -1];
+    for (;;) {
+      const rows = statement.all(tenantId, after[0], after[1]) as Row[];
+      if (rows.length === 0) return;
+      await visit(rows.map(toRecord));
+      const last = rows[rows.length - 1] as Row;
+      after = [last.created_at, last.seq];
+    }
+  }
+
   async findByEventId(
     tenantId: string,
     eventId: string,
@@ -279,6 +301,8 @@ export class SqliteDecisionLog implements DecisionLog {
   }
 
   async search(query: DecisionQuery): Promise<DecisionPage> {
+    // The writer indexes entities behind the records; a search first brings the index up to date.
+    if (query.entity !== undefined) await this.#request({ op: 'sync_index' });
     const where: string[] = [];
     const params: unknown[] = [];
     let from = 'records r';

@@ -29,7 +29,9 @@ export type WriterRequest =
       op: 'feedback';
       row: [string, string, string, string | null, string | null, number];
     }
-  | { id: number; op: 'delete_tenant'; tenantId: string };
+  | { id: number; op: 'delete_tenant'; tenantId: string }
+  /** Brings the entity index up to date with every committed record (before a search). */
+  | { id: number; op: 'sync_index' };
 
 export type WriterResponse = { id: number; error?: string };
 
@@ -52,12 +54,64 @@ function start(options: WriterOptions): void {
   const insertEntity = db.prepare(
     'INSERT OR IGNORE INTO record_entities (tenant_id, entity, created_at, seq) VALUES (?, ?, ?, ?)',
   );
+  const setIndexed = db.prepare(
+    "INSERT INTO log_meta (key, value) VALUES ('entities_indexed_to', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  );
+  const indexedTo = db.prepare("SELECT value FROM log_meta WHERE key = 'entities_indexed_to'");
+  const unindexed = db.prepare(
+    'SELECT seq, tenant_id, created_at, entities FROM records WHERE seq > ? ORDER BY seq',
+  );
+
+  /**
+   * The entity index is written behind the records, in large batches: its rows land all over the
+   * B-tree, and a few thousand at once cost far less per row than a few per decision. Durability
+   * does not depend on it: `log_meta` says up to which record it is complete, and a restart indexes
+   * the rest from the records themselves.
+   */
+  let pendingEntities: [tenantId: string, entity: string, createdAt: number, seq: number | bigint][] = [];
+  let lastSeq: number | bigint = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flushEntities = db.transaction(() => {
+    for (const row of pendingEntities) insertEntity.run(row[0], row[1], row[2], row[3]);
+    setIndexed.run(lastSeq);
+    pendingEntities = [];
+  });
+  const indexSoon = () => {
+    if (pendingEntities.length >= 20_000) {
+      clearTimeout(timer);
+      timer = undefined;
+      flushEntities();
+    } else {
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        flushEntities();
+      }, 250);
+    }
+  };
+  const catchUp = () => {
+    const from = (indexedTo.get() as { value: number } | undefined)?.value ?? 0;
+    for (const row of unindexed.iterate(from) as Iterable<{
+      seq: number;
+      tenant_id: string;
+      created_at: number;
+      entities: string;
+    }>) {
+      for (const entity of JSON.parse(row.entities) as string[]) {
+        pendingEntities.push([row.tenant_id, entity, row.created_at, row.seq]);
+      }
+      lastSeq = row.seq;
+    }
+    if (lastSeq > from) flushEntities();
+  };
+  catchUp();
+
   const writeRecords = db.transaction((lines: string) => {
     for (const line of lines.split('\n')) {
       const row = JSON.parse(line) as RecordRow;
       const result = insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
       if (result.changes === 0) continue;
-      for (const entity of row[9]) insertEntity.run(row[1], entity, row[4], result.lastInsertRowid);
+      lastSeq = result.lastInsertRowid;
+      for (const entity of row[9]) pendingEntities.push([row[1], entity, row[4], result.lastInsertRowid]);
     }
   });
   const insertShadows = db.prepare(
@@ -67,6 +121,7 @@ function start(options: WriterOptions): void {
     'INSERT INTO feedback (tenant_id, event_id, label, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
   const deleteTenant = db.transaction((tenantId: string) => {
+    pendingEntities = pendingEntities.filter((row) => row[0] !== tenantId);
     for (const table of ['record_entities', 'records', 'feedback', 'shadow_results']) {
       db.prepare(`DELETE FROM ${table} WHERE tenant_id = ?`).run(tenantId);
     }
@@ -75,8 +130,14 @@ function start(options: WriterOptions): void {
   port.on('message', (request: WriterRequest) => {
     const response: WriterResponse = { id: request.id };
     try {
-      if (request.op === 'records') writeRecords(request.rows);
-      else if (request.op === 'shadows')
+      if (request.op === 'records') {
+        writeRecords(request.rows);
+        indexSoon();
+      } else if (request.op === 'sync_index') {
+        clearTimeout(timer);
+        timer = undefined;
+        if (pendingEntities.length > 0) flushEntities();
+      } else if (request.op === 'shadows')
         insertShadows.run(request.tenantId, request.decisionId, request.body);
       else if (request.op === 'feedback') insertFeedback.run(...request.row);
       else deleteTenant(request.tenantId);
@@ -85,7 +146,11 @@ function start(options: WriterOptions): void {
     }
     port.postMessage(response);
   });
-  port.on('close', () => db.close());
+  port.on('close', () => {
+    clearTimeout(timer);
+    if (pendingEntities.length > 0) flushEntities();
+    db.close();
+  });
 }
 
 if (parentPort !== null && workerData !== undefined && workerData !== null)
