@@ -5,6 +5,12 @@
 //   node bench/run.mjs --quick         short durations, a smoke run
 //   node bench/run.mjs --runs=3        three full runs; the summary is the median of each figure
 //   node bench/run.mjs --profile       also record a CPU profile of Vigil (slower; see the docs)
+//   node bench/run.mjs --rules-only    only the rule-evaluation benchmark (bench/rules.mjs)
+//   node bench/run.mjs --http-only     only the HTTP benchmark
+//
+// By default the rule-evaluation benchmark runs first, in its own process (bench/rules.mjs), then
+// the HTTP benchmark: Vigil without a policy, Vigil with the reference policy published
+// (bench/reference-policy.mjs, the rules that read no feature), and the bare server.
 //
 // The servers run one after the other, never both at once, each as its own `node` process.
 // Every child is stopped by its PID when the benchmark ends, fails or is interrupted.
@@ -25,6 +31,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { httpPolicy, eventTypeSchema as referenceSchema } from './reference-policy.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const benchDir = join(root, 'bench');
@@ -39,13 +46,20 @@ const bodyBytes = 588;
 // Options
 
 function parseOptions(argv) {
-  const options = { quick: false, runs: 1, profile: false };
+  const options = { quick: false, runs: 1, profile: false, rules: true, http: true };
   for (const argument of argv) {
     if (argument === '--quick') options.quick = true;
     else if (argument === '--profile') options.profile = true;
+    else if (argument === '--rules-only') options.http = false;
+    else if (argument === '--http-only') options.rules = false;
     else if (/^--runs=\d+$/.test(argument)) options.runs = Math.max(1, Number(argument.slice(7)));
-    else throw new Error(`unknown argument: ${argument} (use --quick, --runs=N, --profile)`);
+    else {
+      throw new Error(
+        `unknown argument: ${argument} (use --quick, --runs=N, --profile, --rules-only, --http-only)`,
+      );
+    }
   }
+  if (!options.rules && !options.http) throw new Error('--rules-only and --http-only exclude each other');
   const seconds = options.quick
     ? { warmup: 1, measure: 3, probe: 1, half: 3 }
     : { warmup: 3, measure: 10, probe: 3, half: 10 };
@@ -107,6 +121,51 @@ function bodyTemplate() {
   const template = JSON.stringify(event);
   if (Buffer.byteLength(template) - 4 + idWidth !== bodyBytes) {
     throw new Error('the event template does not come to the intended body size');
+  }
+  return template;
+}
+
+/**
+ * The body of the run with the reference policy: a payment event of the same `bodyBytes` bytes that
+ * carries every field the HTTP policy's rules read (bench/reference-policy.mjs); to fit, it drops
+ * the three fields no rule reads (`card_bin`, `merchant_id`, `session_id`). Two rules hit
+ * (`bin-country-mismatch`, `new-device-amount`), so the verdict is `challenge`.
+ */
+function policyBodyTemplate() {
+  const event = {
+    type: 'payment',
+    id: '@ID@',
+    timestamp: '2026-11-24T12:00:00.000Z',
+    fields: {
+      account_id: 'acct-0001234567',
+      amount: 629.5,
+      currency: 'EUR',
+      ip: '203.0.113.7',
+      device_id: 'dev-9f8e7d6c5b4a39281706',
+      email: 'jane.doe@example.com',
+      country: 'FR',
+      bin_country: 'DE',
+      channel: 'web',
+      account_age_days: 412,
+      is_new_device: true,
+      failed_logins_1h: 1,
+      email_verified: true,
+      merchant_category: '5732',
+      recent_countries: ['FR', 'DE'],
+      shipping_country: 'FR',
+      phone: '+33612345678',
+      user_agent: '',
+    },
+    timeout_ms: 100,
+  };
+  const userAgent =
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0 (bench padding ............................................................)';
+  const fixed = Buffer.byteLength(JSON.stringify(event)) - 4 + idWidth;
+  if (fixed > bodyBytes) throw new Error('the policy event does not fit in the intended body size');
+  event.fields.user_agent = userAgent.slice(0, bodyBytes - fixed);
+  const template = JSON.stringify(event);
+  if (Buffer.byteLength(template) - 4 + idWidth !== bodyBytes) {
+    throw new Error('the policy event template does not come to the intended body size');
   }
   return template;
 }
@@ -243,15 +302,47 @@ async function api(port, method, path, token, body) {
   return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
 }
 
-/** A tenant, a `decide`+`manage` key and the `payment` event type; returns the API key. */
-async function setUpTenant(port, adminToken) {
+/**
+ * A tenant, a `decide`+`manage` key and the `payment` event type; with `policy`, the reference
+ * schema and the policy, saved and published. Returns the API key and the published version.
+ */
+async function setUpTenant(port, adminToken, policy) {
   const tenant = await api(port, 'POST', '/v1/admin/tenants', adminToken, { name: 'bench' });
   const key = await api(port, 'POST', `/v1/admin/tenants/${tenant.body.id}/keys`, adminToken, {
     scopes: ['decide', 'manage'],
   });
   const apiKey = key.body.api_key;
-  await api(port, 'PUT', '/v1/manage/event-types/payment', apiKey, eventSchema);
-  return apiKey;
+  const schema = policy === undefined ? eventSchema : referenceSchema;
+  await api(port, 'PUT', '/v1/manage/event-types/payment', apiKey, schema);
+  if (policy === undefined) return { apiKey, policyVersion: null };
+  const saved = await api(port, 'POST', '/v1/manage/policies/payment/versions', apiKey, policy);
+  const policyVersion = saved.body.version;
+  await api(port, 'POST', `/v1/manage/policies/payment/versions/${policyVersion}/publish`, apiKey, {});
+  return { apiKey, policyVersion };
+}
+
+/** The policy must decide the check event: its version, the expected hits, no rule errors. */
+async function checkPolicyDecision(port, apiKey, template, policyVersion) {
+  const expectedHits = ['bin-country-mismatch', 'new-device-amount'];
+  // A published change reaches the serving path within 1 s (SPEC §4): poll until it does.
+  const started = performance.now();
+  for (let attempt = 0; ; attempt += 1) {
+    const body = JSON.parse(template.replace('@ID@', `pchk-00-${String(attempt).padStart(9, '0')}`));
+    const { body: decision } = await api(port, 'POST', '/v1/decisions', apiKey, body);
+    const hits = decision.rules.map((hit) => hit.id).join(',');
+    if (decision.policy_version === policyVersion) {
+      if (hits !== expectedHits.join(',') || decision.verdict !== 'challenge' || decision.errors.length > 0) {
+        throw new Error(`unexpected decision under the reference policy: ${JSON.stringify(decision)}`);
+      }
+      return decision;
+    }
+    if (performance.now() - started > 5000) {
+      throw new Error(
+        `policy version ${policyVersion} is not serving after 5 s: ${JSON.stringify(decision)}`,
+      );
+    }
+    await sleep(50);
+  }
 }
 
 /** One decision by hand before the load: the body is valid, and a repeated id is a replay. */
@@ -419,8 +510,11 @@ async function benchBare(options, template, pacedConnections) {
   }
 }
 
-/** Vigil at full load, and at half load unless it is the profiled run (whose numbers are not kept). */
-async function benchVigil(options, template, profileDir) {
+/**
+ * Vigil at full load, and at half load unless it is the profiled run (whose numbers are not kept)
+ * or the run with a policy (`policy`: full load only, with the reference schema and policy).
+ */
+async function benchVigil(options, template, profileDir, policy) {
   const port = await freePort();
   const dataDir = makeTempDir('vigil-bench-');
   const adminToken = randomBytes(16).toString('hex');
@@ -435,11 +529,17 @@ async function benchVigil(options, template, profileDir) {
   });
   try {
     const readyMs = await waitReady(server, port, spawnedAt);
-    const apiKey = await setUpTenant(port, adminToken);
-    const sample = await checkDecision(port, apiKey, template);
+    const { apiKey, policyVersion } = await setUpTenant(port, adminToken, policy);
+    const sample =
+      policy === undefined
+        ? await checkDecision(port, apiKey, template)
+        : await checkPolicyDecision(port, apiKey, template, policyVersion);
     const load = { port, apiKey, template, pid: server.child.pid };
     const max = await measureMax(load, options);
     if (profileDir !== undefined) return { max };
+    if (policy !== undefined) {
+      return { ready_ms: Math.round(readyMs), rules: policy.rules.length, sample_decision: sample, max };
+    }
     const half = await measureHalfLoad(load, options, max.rps);
     return { ready_ms: Math.round(readyMs), sample_decision: sample, max, half };
   } finally {
@@ -475,6 +575,10 @@ function summarise(runs) {
     bare_paced: figures('bare', 'paced'),
     ratio: pick(['ratio']),
   };
+  if (runs.every((run) => run.vigil_policy !== undefined)) {
+    summary.vigil_policy = { rules: runs[0].vigil_policy.rules, ...figures('vigil_policy', 'max') };
+    summary.ratio_with_policy = pick(['ratio_with_policy']);
+  }
   summary.targets = {
     ratio: { target: `>= ${targets.ratio}`, value: summary.ratio, met: summary.ratio >= targets.ratio },
     ready_ms: {
@@ -497,6 +601,9 @@ function printTable(summary, runCount) {
     ...[
       ['bare fastify', summary.bare],
       ['vigil', summary.vigil],
+      ...(summary.vigil_policy === undefined
+        ? []
+        : [[`vigil + reference policy (${summary.vigil_policy.rules} rules)`, summary.vigil_policy]]),
       [`vigil, half load (${summary.vigil_half_load.connections} paced conns)`, summary.vigil_half_load],
       [`bare, same paced load (control)`, summary.bare_paced],
     ].map(([name, row]) => [
@@ -524,6 +631,11 @@ function printTable(summary, runCount) {
   console.log(
     `vigil / bare throughput  ${(ratio.value * 100).toFixed(1)}%   (target >= 60%: ${mark(ratio.met)})`,
   );
+  if (summary.ratio_with_policy !== undefined) {
+    console.log(
+      `vigil + policy / bare    ${(summary.ratio_with_policy * 100).toFixed(1)}%   (${summary.vigil_policy.rules} rules published; no target)`,
+    );
+  }
   console.log(`vigil ready after        ${ready.value} ms   (target <= 1500 ms: ${mark(ready.met)})`);
   console.log(
     `half load                ${summary.vigil_half_load.rps} req/s = ${(summary.vigil_half_load.share_of_max * 100).toFixed(0)}% of max, p99 ${half.value.toFixed(3)} ms   (target <= 5 ms: ${mark(half.met)})`,
@@ -585,9 +697,33 @@ async function profileVigil(options, template) {
 
 // ---------------------------------------------------------------------------------------------
 
+/** bench/rules.mjs in its own process; fails when it fails (for example on an engine disagreement). */
+async function runRulesBenchmark(options) {
+  console.log('rule evaluation (bench/rules.mjs) ...');
+  const child = spawn(
+    process.execPath,
+    [join(benchDir, 'rules.mjs'), ...(options.quick ? ['--quick'] : [])],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+  children.add(child);
+  const code = await new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (exitCode, signal) => resolve(exitCode ?? signal));
+  });
+  children.delete(child);
+  if (code !== 0) throw new Error(`bench/rules.mjs failed (${code})`);
+  console.log('');
+}
+
 async function main() {
   const options = parseOptions(process.argv.slice(2));
+  if (options.rules) await runRulesBenchmark(options);
+  if (!options.http) return;
   const template = bodyTemplate();
+  const policyTemplate = policyBodyTemplate();
   const runs = [];
   let profile;
   for (let index = 0; index < options.runs; index += 1) {
@@ -596,12 +732,23 @@ async function main() {
     console.log(
       `  ready ${vigil.ready_ms} ms, ${vigil.max.rps} req/s, p99 ${vigil.max.p99_ms} ms; half load ${vigil.half.rps} req/s, p99 ${vigil.half.p99_ms} ms`,
     );
+    console.log(`run ${index + 1}/${options.runs}: vigil with the reference policy ...`);
+    const vigilPolicy = await benchVigil(options, policyTemplate, undefined, httpPolicy);
+    console.log(
+      `  ${vigilPolicy.rules} rules, ready ${vigilPolicy.ready_ms} ms, ${vigilPolicy.max.rps} req/s, p99 ${vigilPolicy.max.p99_ms} ms, ${vigilPolicy.max.server_cpu_us_per_request} µs CPU/req`,
+    );
     console.log(`run ${index + 1}/${options.runs}: bare fastify ...`);
     const bare = await benchBare(options, template, vigil.half.connections);
     console.log(
       `  ${bare.max.rps} req/s, p99 ${bare.max.p99_ms} ms; paced like vigil's half load ${bare.paced.rps} req/s, p99 ${bare.paced.p99_ms} ms`,
     );
-    runs.push({ bare, vigil, ratio: round2(vigil.max.rps / bare.max.rps) });
+    runs.push({
+      bare,
+      vigil,
+      vigil_policy: vigilPolicy,
+      ratio: round2(vigil.max.rps / bare.max.rps),
+      ratio_with_policy: round2(vigilPolicy.max.rps / bare.max.rps),
+    });
   }
   if (options.profile) profile = await profileVigil(options, template);
   const summary = summarise(runs);
@@ -626,6 +773,7 @@ async function main() {
       seconds: options.seconds,
       half_load_think_ms: options.thinkMs,
       body_bytes: bodyBytes,
+      policy_rules: httpPolicy.rules.length,
     },
     summary,
     runs,
