@@ -11,6 +11,7 @@ export default defineConfig({
         new URL('./packages/engine/src/testing/index.ts', import.meta.url),
       ),
       '@vigil/engine': src('engine'),
+      '@vigil/enrichment': src('enrichment'),
       '@vigil/store-sqlite': src('store-sqlite'),
     },
   },

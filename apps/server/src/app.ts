@@ -11,10 +11,14 @@ import type { Authenticator, Principal } from './auth.js';
 import { registerBodyParsing } from './body-parsing.js';
 import type { ControlPlane } from './control-plane.js';
 import { registerErrorHandling, sendError } from './error-handler.js';
+import type { FeatureControl } from './feature-control.js';
+import type { ListAdmin } from './list-admin.js';
 import type { NodeMetrics } from './metrics.js';
 import { admin } from './plugins/admin.js';
 import { dataPlane } from './plugins/data-plane.js';
+import { features } from './plugins/features.js';
 import { health } from './plugins/health.js';
+import { lists } from './plugins/lists.js';
 import { policies } from './plugins/policies.js';
 import { authenticateAdmin, authenticateKey, tenantOf } from './plugins/request-auth.js';
 import { tenantConfig } from './plugins/tenant-config.js';
@@ -25,11 +29,14 @@ export interface AppDependencies {
   log: DecisionLog;
   decisions: DecisionService;
   control: ControlPlane;
+  features: FeatureControl;
   auth: Authenticator;
   metrics: NodeMetrics;
   logger: Logger;
   bodyLimit: number;
   batchBodyLimit: number;
+  lists: ListAdmin;
+  importBodyLimit: number;
   maxJsonDepth: number;
   /** Lifecycle flags the node flips: not ready while warming or draining. */
   state: { ready: boolean; draining: boolean };
@@ -147,6 +154,19 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         tag: 'admin',
         batchBodyLimit: deps.batchBodyLimit,
       });
+      await scope.register(features, {
+        prefix: '/tenants/:tenant',
+        features: deps.features,
+        tenantOf: (request) => (request.params as { tenant: string }).tenant,
+        tag: 'admin',
+      });
+      await scope.register(lists, {
+        prefix: '/tenants/:tenant',
+        lists: deps.lists,
+        tenantOf: (request) => (request.params as { tenant: string }).tenant,
+        tag: 'admin',
+        importBodyLimit: deps.importBodyLimit,
+      });
     },
     { prefix: '/v1/admin' },
   );
@@ -165,6 +185,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         tenantOf,
         tag: 'manage',
         batchBodyLimit: deps.batchBodyLimit,
+      });
+      await scope.register(features, { features: deps.features, tenantOf, tag: 'manage' });
+      await scope.register(lists, {
+        lists: deps.lists,
+        tenantOf,
+        tag: 'manage',
+        importBodyLimit: deps.importBodyLimit,
       });
     },
     { prefix: '/v1/manage' },

@@ -44,6 +44,12 @@ export const ConfigSchema = Type.Object({
     default: 8 * 1024 * 1024,
     description: 'Largest body of a batch or bulk request, counted after decompression.',
   }),
+  VIGIL_IMPORT_BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 1024 * 1024 * 1024,
+    default: 128 * 1024 * 1024,
+    description: 'Largest body of a list entries import (JSON or CSV), counted after decompression.',
+  }),
   VIGIL_MAX_JSON_DEPTH: Type.Integer({
     minimum: 2,
     maximum: 256,

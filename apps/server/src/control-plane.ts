@@ -5,9 +5,9 @@ import {
   type ConfigRegistry,
   type ConfigStore,
   compilePolicy,
+  DecisionLists,
   type DecisionLog,
   type EventTypeRecord,
-  environmentOf,
   evaluatePolicy,
   PolicyCompileFailure,
   type PolicyState,
@@ -78,6 +78,8 @@ export class ControlPlane {
     private readonly secrets: SecretBox,
     private readonly compiler: RuleCompiler,
     private readonly onKeyChange: (keyId: string) => void = () => {},
+    /** Removes what other stores (lists) hold for a deleted tenant. */
+    private readonly onTenantDelete: (tenantId: string) => Promise<void> = async () => {},
   ) {}
 
   tenant(tenantId: string): TenantRecord {
@@ -132,6 +134,7 @@ export class ControlPlane {
     for (const key of this.registry.keysOf(tenantId)) this.onKeyChange(key.id);
     this.registry.deleteTenant(tenantId);
     await this.log.deleteTenant(tenantId);
+    await this.onTenantDelete(tenantId);
   }
 
   async createKey(actor: string, tenantId: string, input: KeyInput): Promise<IssuedKey> {
@@ -219,7 +222,7 @@ export class ControlPlane {
       const record = this.registry.policyVersion(eventType.tenantId, eventType.name, version);
       if (record === undefined) continue;
       try {
-        compilePolicy(this.compiler, record, environmentOf(eventType));
+        compilePolicy(this.compiler, record, this.registry.environment(eventType));
       } catch (error) {
         if (!(error instanceof PolicyCompileFailure)) throw error;
         throw new VigilError('invalid_config', {
@@ -258,7 +261,10 @@ export class ControlPlane {
       createdBy: '',
     };
     try {
-      return { definition, compiled: compilePolicy(this.compiler, record, environmentOf(definition.record)) };
+      return {
+        definition,
+        compiled: compilePolicy(this.compiler, record, this.registry.environment(definition.record)),
+      };
     } catch (error) {
       if (!(error instanceof PolicyCompileFailure)) throw error;
       throw new VigilError('invalid_policy', { details: compileDetails(error) });
@@ -400,7 +406,8 @@ export class ControlPlane {
       }
       const fields: Record<string, unknown> = { ...event.fields, type: event.type, id: event.id };
       fields.timestamp = event.timestamp ?? new Date().toISOString();
-      const outcome = evaluatePolicy(compiled, { event: fields, features: {}, models: {} });
+      const lists = this.registry.lists && new DecisionLists(this.registry.lists, tenantId);
+      const outcome = evaluatePolicy(compiled, { event: fields, features: {}, models: {} }, lists);
       return { event_id: event.id, ...outcome };
     });
   }

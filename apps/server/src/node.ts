@@ -1,14 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigRegistry, celRuleCompiler, DecisionService, PolicyStage } from '@vigil/engine';
-import { SqliteConfigStore, SqliteDecisionLog } from '@vigil/store-sqlite';
+import {
+  ConfigRegistry,
+  celRuleCompiler,
+  DecisionService,
+  FeatureService,
+  MemoryCounterStore,
+  PolicyStage,
+  parseWindow,
+} from '@vigil/engine';
+import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
+import { SqliteConfigStore, SqliteDecisionLog, SqliteListStore } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { Authenticator, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
 import { ControlPlane } from './control-plane.js';
+import { FeatureControl } from './feature-control.js';
+import { ListAdmin } from './list-admin.js';
 import { NodeMetrics } from './metrics.js';
 
 import { randomToken, SecretBox, sha256 } from './secrets.js';
@@ -53,20 +64,79 @@ export async function createNode(
     path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
     sync: config.VIGIL_DECISION_LOG_SYNC,
   });
-  const ruleCompiler = celRuleCompiler();
-  const registry = ConfigRegistry.from(await store.load(), ruleCompiler);
+  // The IP database takes 1–3 s to parse: it loads in a worker thread while the node already serves;
+  // until it arrives `ip_info` knows only private addresses (rules on country/ASN take `on_missing`).
+  const ipDatabaseLoad = new AbortController();
+  const ipDatabaseStartedAt = performance.now();
+  const ipDatabase = loadIpDatabaseInWorker({}, { signal: ipDatabaseLoad.signal });
+  ipDatabase.then(
+    (database) =>
+      logger.info(
+        { load_ms: Math.round(performance.now() - ipDatabaseStartedAt), ranges: database.rangeCount },
+        'IP database loaded',
+      ),
+    (error: unknown) => {
+      if (!ipDatabaseLoad.signal.aborted) {
+        logger.error({ err: error }, 'IP database failed to load; serving without IP data');
+      }
+    },
+  );
+  const enrichment = createEnrichment({ ipDatabase });
+  const ruleCompiler = celRuleCompiler({
+    // `in_list` is answered per decision by the PolicyStage's list membership (docs/LISTS.md).
+    inList: () => false,
+    ...enrichment,
+  });
+  const lists = new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') });
+  const registry = ConfigRegistry.from(await store.load(), ruleCompiler, lists);
   const secrets = new SecretBox(masterKey);
   const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());
   const metrics = new NodeMetrics(() => log.queueDepth());
+  const counters = new MemoryCounterStore();
+  const featureService = new FeatureService({
+    store: counters,
+    history: log,
+    programsOf: (tenantId, eventType) => registry.featurePrograms(tenantId, eventType),
+    logger,
+  });
+  // Counters live in memory; the decision log holds every answered decision and accepted event,
+  // so replaying its longest feature window rebuilds them before any traffic is taken.
+  const replayStartedAt = performance.now();
+  const replayed = await featureService.rebuild(
+    registry.tenants().map((tenant) => ({
+      tenantId: tenant.id,
+      longestWindowMs: Math.max(
+        0,
+        ...registry.features(tenant.id).map((feature) => parseWindow(feature.definition.window) ?? 0),
+      ),
+    })),
+  );
+  if (replayed > 0)
+    logger.info(
+      { events: replayed, ms: Math.round(performance.now() - replayStartedAt) },
+      'features rebuilt',
+    );
+  const counterExpiry = setInterval(() => counters.expire(Date.now()), 1000);
+  counterExpiry.unref();
   const decisions = new DecisionService({
     registry,
     log,
     metrics,
     logger,
-    stages: [new PolicyStage((tenantId, eventType) => registry.serving(tenantId, eventType))],
+    observers: [featureService],
+    stages: [
+      featureService,
+      new PolicyStage((tenantId, eventType) => registry.serving(tenantId, eventType), lists),
+    ],
   });
-  const control = new ControlPlane(store, registry, log, secrets, ruleCompiler, (keyId) =>
-    auth.forget(keyId),
+  const control = new ControlPlane(
+    store,
+    registry,
+    log,
+    secrets,
+    ruleCompiler,
+    (keyId) => auth.forget(keyId),
+    (tenantId) => lists.deleteTenant(tenantId),
   );
   const state = { ready: false, draining: false };
   const app = await buildApp({
@@ -80,6 +150,9 @@ export async function createNode(
     logger,
     bodyLimit: config.VIGIL_BODY_LIMIT_BYTES,
     batchBodyLimit: config.VIGIL_BATCH_BODY_LIMIT_BYTES,
+    features: new FeatureControl(store, registry, featureService, ruleCompiler),
+    lists: new ListAdmin(lists, store, registry, ruleCompiler),
+    importBodyLimit: config.VIGIL_IMPORT_BODY_LIMIT_BYTES,
     maxJsonDepth: config.VIGIL_MAX_JSON_DEPTH,
     state,
   });
@@ -90,9 +163,14 @@ export async function createNode(
   const close = () => {
     closing ??= (async () => {
       state.draining = true;
+      clearInterval(counterExpiry);
+      ipDatabaseLoad.abort(new Error('node closing'));
       await app.close();
       await log.close();
       await store.close();
+      await lists.close();
+      // Resolves once a still-running loader worker has stopped (its rejection was logged above).
+      await ipDatabase.catch(() => {});
     })();
     return closing;
   };

@@ -28,7 +28,24 @@ const bData = {
   policies: false,
   /** B's policy versions and states as set up, compared after every attempt. */
   policySnapshot: '',
+  /** B's lists and their entries as set up, compared after every attempt. */
+  listSnapshot: '',
 };
+
+/** B's lists and entries, read with B's key. */
+async function listSnapshotOfB(): Promise<string> {
+  const parts: unknown[] = [];
+  for (const url of [
+    '/v1/manage/lists',
+    '/v1/manage/lists/b_blocked/entries',
+    '/v1/manage/lists/b_put_list/entries',
+  ]) {
+    const response = await t.as(b.apiKey, 'GET', url);
+    expect(response.statusCode, response.body).toBe(200);
+    parts.push(response.json());
+  }
+  return JSON.stringify(parts);
+}
 
 /** B's policy versions and serving states, read with B's key. */
 async function policySnapshotOfB(): Promise<string> {
@@ -117,6 +134,15 @@ beforeAll(async () => {
     (await t.as(b.apiKey, 'POST', '/v1/feedback', { event_id: 'b-dec-1', label: 'fraud' })).statusCode,
   ).toBe(202);
   bData.spareKey = await createKey(t, b.id, ['decide']);
+  // B's feature, on B's own type: its name and definition must never show up for A.
+  const bFeature = await t.as(b.apiKey, 'PUT', '/v1/manage/features/b_secret_feature', {
+    aggregation: 'count',
+    by: ['secret_b_field'],
+    window: '1h',
+    event_types: ['b_only'],
+    description: 'b-feature-description',
+  });
+  expect(bFeature.statusCode, bFeature.body).toBe(201);
 
   // B's policies: payment v1 and v2, both published in turn (history [1]); b_only v1 published.
   // While the rule compiler is not wired in, drafts are refused and B simply has no policies.
@@ -146,6 +172,24 @@ beforeAll(async () => {
     }
   }
   bData.policySnapshot = await policySnapshotOfB();
+
+  // B's lists: one holding B's IP, one whose name A also uses for a list of its own.
+  for (const [name, body] of [
+    ['b_blocked', { kind: 'block', type: 'ip' }],
+    ['b_put_list', { kind: 'watch', type: 'string', description: 'b-list-description' }],
+  ] as const) {
+    expect((await t.as(b.apiKey, 'PUT', `/v1/manage/lists/${name}`, body)).statusCode).toBe(201);
+  }
+  for (const [name, value] of [
+    ['b_blocked', bData.ip],
+    ['b_put_list', 'b-list-value'],
+  ] as const) {
+    const added = await t.as(b.apiKey, 'POST', `/v1/manage/lists/${name}/entries`, [
+      { value, note: 'b-list-note' },
+    ]);
+    expect(added.json()).toMatchObject({ added: 1 });
+  }
+  bData.listSnapshot = await listSnapshotOfB();
 });
 afterAll(async () => {
   await t.close();
@@ -244,6 +288,8 @@ async function expectBIntact(): Promise<void> {
   expect(detail.feedback.map((f) => f.label)).toEqual(['fraud']);
   expect(await policySnapshotOfB()).toBe(bData.policySnapshot);
   if (bData.policies) expect(bData.policySnapshot).toContain('b-secret-rule');
+  expect(await listSnapshotOfB()).toBe(bData.listSnapshot);
+  expect(bData.listSnapshot).toContain(bData.ip);
 }
 
 /** Parses `printRoutes({ commonPrefix: false })` into `METHOD /full/path` strings. */
@@ -601,10 +647,127 @@ function policyCases(prefix: string, base: () => string, admin: boolean): Record
   };
 }
 
+/**
+ * Feature routes exist under /v1/manage and /v1/admin/tenants/:tenant. A naming B's feature in its
+ * own tenant finds nothing; a PUT of the same name makes a feature of A's (on A's types only).
+ */
+function featureCases(prefix: string, base: () => string, admin: boolean): Record<string, Case> {
+  type Method = 'GET' | 'PUT' | 'DELETE';
+  const send = (method: Method, path: string, body?: unknown) =>
+    admin ? t.admin(method, `${base()}${path}`, body) : asA(method, `${base()}${path}`, body);
+  const refused = async (method: Method, path: string, body?: unknown) => {
+    if (admin) await aKeyRefusedOnAdmin(method, `/v1/admin/tenants/${b.id}${path}`, body);
+  };
+  const hidden = (body: string) => {
+    expectNoBSecrets(body);
+    expect(body).not.toContain('b_secret_feature');
+    expect(body).not.toContain('b-feature-description');
+  };
+  const definition = (eventType: string, field: string) => ({
+    aggregation: 'count',
+    by: [field],
+    window: '1h',
+    event_types: [eventType],
+  });
+  return {
+    [`PUT ${prefix}/features/:name`]: async () => {
+      await refused('PUT', '/features/b_secret_feature', definition('b_only', 'secret_b_field'));
+      // B's event type is not A's: A cannot define a feature on it.
+      const onB = await send('PUT', '/features/b_secret_feature', definition('b_only', 'secret_b_field'));
+      expectError(onB, 422, 'invalid_config');
+      hidden(onB.body);
+      const own = await send('PUT', '/features/b_secret_feature', definition('payment', 'account_id'));
+      expect([200, 201], own.body).toContain(own.statusCode);
+      expect((await send('DELETE', '/features/b_secret_feature')).statusCode).toBe(204);
+    },
+    [`GET ${prefix}/features`]: async () => {
+      await refused('GET', '/features');
+      const response = await send('GET', '/features');
+      expect(response.statusCode).toBe(200);
+      hidden(response.body);
+    },
+    [`GET ${prefix}/features/:name`]: async () => {
+      await refused('GET', '/features/b_secret_feature');
+      const response = await send('GET', '/features/b_secret_feature');
+      expectError(response, 404, 'not_found');
+      // The answer names only what A asked for, nothing of B's definition.
+      expectNoBSecrets(response.body);
+      expect(response.body).not.toContain('b-feature-description');
+    },
+    [`DELETE ${prefix}/features/:name`]: async () => {
+      await refused('DELETE', '/features/b_secret_feature');
+      const response = await send('DELETE', '/features/b_secret_feature');
+      expectError(response, 404, 'not_found');
+      // The answer names only what A asked for, nothing of B's definition.
+      expectNoBSecrets(response.body);
+      expect(response.body).not.toContain('b-feature-description');
+      const still = await t.as(b.apiKey, 'GET', '/v1/manage/features/b_secret_feature');
+      expect(still.statusCode).toBe(200);
+    },
+  };
+}
+
+/**
+ * List routes, like policy routes, exist under /v1/manage and /v1/admin/tenants/:tenant. A names
+ * B's lists in A's own tenant: a read or change finds nothing, a PUT makes A a list of its own.
+ */
+function listCases(prefix: string, base: () => string, admin: boolean): Record<string, Case> {
+  type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+  const send = (method: Method, path: string, body?: unknown) =>
+    admin ? t.admin(method, `${base()}${path}`, body) : asA(method, `${base()}${path}`, body);
+  const refused = async (method: Method, path: string, body?: unknown) => {
+    if (admin) await aKeyRefusedOnAdmin(method, `/v1/admin/tenants/${b.id}${path}`, body);
+  };
+  const notFound = async (method: Method, path: string, body?: unknown) => {
+    await refused(method, path, body);
+    const response = await send(method, path, body);
+    expectError(response, 404, 'not_found');
+    expectNoBSecrets(response.body);
+    expect(response.body).not.toContain('b-list');
+  };
+  const ipPath = `/lists/b_blocked/entries/${encodeURIComponent(bData.ip)}`;
+  return {
+    [`PUT ${prefix}/lists/:name`]: async () => {
+      await refused('PUT', '/lists/b_put_list', { kind: 'allow' });
+      const response = await send('PUT', '/lists/b_put_list', { kind: 'allow', description: 'a-list' });
+      expect([200, 201], response.body).toContain(response.statusCode);
+      expect(response.json()).toMatchObject({ kind: 'allow', description: 'a-list', entries: 0 });
+    },
+    [`GET ${prefix}/lists`]: async () => {
+      await refused('GET', '/lists');
+      const response = await send('GET', '/lists');
+      expect(response.statusCode).toBe(200);
+      expectNoBSecrets(response.body);
+      expect(response.body).not.toContain('b_blocked');
+      expect(response.body).not.toContain('b-list');
+    },
+    [`GET ${prefix}/lists/:name`]: async () => {
+      await notFound('GET', '/lists/b_blocked');
+    },
+    [`DELETE ${prefix}/lists/:name`]: async () => {
+      await notFound('DELETE', '/lists/b_blocked');
+    },
+    [`POST ${prefix}/lists/:name/entries`]: async () => {
+      await notFound('POST', '/lists/b_blocked/entries', [{ value: '192.0.2.1' }]);
+    },
+    [`DELETE ${prefix}/lists/:name/entries/:value`]: async () => {
+      await notFound('DELETE', ipPath);
+    },
+    [`GET ${prefix}/lists/:name/entries`]: async () => {
+      await notFound('GET', '/lists/b_blocked/entries');
+      await notFound('GET', '/lists/b_blocked/entries?format=csv');
+    },
+  };
+}
+
 Object.assign(
   table,
   policyCases('/v1/manage', () => '/v1/manage', false),
   policyCases('/v1/admin/tenants/:tenant', () => `/v1/admin/tenants/${a.id}`, true),
+  listCases('/v1/manage', () => '/v1/manage', false),
+  listCases('/v1/admin/tenants/:tenant', () => `/v1/admin/tenants/${a.id}`, true),
+  featureCases('/v1/manage', () => '/v1/manage', false),
+  featureCases('/v1/admin/tenants/:tenant', () => `/v1/admin/tenants/${a.id}`, true),
 );
 
 /** For each GET route, a request whose HEAD twin must answer with the same status. */
@@ -637,6 +800,22 @@ const headProbes: Record<string, () => [url: string, admin: boolean]> = {
   ],
   '/v1/admin/tenants/:tenant/policies/:type/versions/:version': () => [
     `/v1/admin/tenants/${a.id}/policies/b_only/versions/1`,
+    true,
+  ],
+  '/v1/manage/features': () => ['/v1/manage/features', false],
+  '/v1/manage/features/:name': () => ['/v1/manage/features/b_secret_feature', false],
+  '/v1/admin/tenants/:tenant/features': () => [`/v1/admin/tenants/${b.id}/features`, false],
+  '/v1/admin/tenants/:tenant/features/:name': () => [
+    `/v1/admin/tenants/${a.id}/features/b_secret_feature`,
+    true,
+  ],
+  '/v1/manage/lists': () => ['/v1/manage/lists', false],
+  '/v1/manage/lists/:name': () => ['/v1/manage/lists/b_blocked', false],
+  '/v1/manage/lists/:name/entries': () => ['/v1/manage/lists/b_blocked/entries', false],
+  '/v1/admin/tenants/:tenant/lists': () => [`/v1/admin/tenants/${b.id}/lists`, false],
+  '/v1/admin/tenants/:tenant/lists/:name': () => [`/v1/admin/tenants/${a.id}/lists/b_blocked`, true],
+  '/v1/admin/tenants/:tenant/lists/:name/entries': () => [
+    `/v1/admin/tenants/${a.id}/lists/b_blocked/entries`,
     true,
   ],
 };

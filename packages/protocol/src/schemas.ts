@@ -224,3 +224,29 @@ export const PolicyInput = Type.Object(
   { additionalProperties: false },
 );
 export type PolicyInput = Static<typeof PolicyInput>;
+
+export const featureAggregations = [
+  'count',
+  'sum',
+  'distinct',
+  'min',
+  'max',
+  'avg',
+  'last',
+  'first_seen',
+] as const;
+
+/** A feature definition (SPEC §4 `PUT .../features/:name`). */
+export const FeatureInput = Type.Object(
+  {
+    aggregation: literalUnion(featureAggregations),
+    field: Type.Optional(Identifier),
+    by: Type.Array(Identifier, { minItems: 1, maxItems: 5 }),
+    window: Type.String({ pattern: '^[0-9]{1,9}[smhd]$' }),
+    event_types: Type.Array(Identifier, { minItems: 1, maxItems: 50 }),
+    filter: Type.Optional(Type.String({ minLength: 1, maxLength: 4000 })),
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+export type FeatureInput = Static<typeof FeatureInput>;

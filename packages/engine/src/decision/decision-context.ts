@@ -1,4 +1,5 @@
 import type { DecisionResponse, Verdict } from '@vigil/protocol';
+import type { ListMembership } from '../lists/decision-lists.js';
 import type { CompiledPolicy } from '../policy/policy-model.js';
 import type { StoredEvent } from '../ports/decision-log.js';
 import type { EventTypeDefinition } from '../tenancy/config-registry.js';
@@ -23,6 +24,8 @@ export class DecisionContext {
   features: Record<string, unknown> | undefined = undefined;
   /** Versions to evaluate in shadow once the answer is out. */
   shadows: readonly CompiledPolicy[] = [];
+  /** List membership for `in_list`, shared by the deciding and the shadow versions. */
+  lists: ListMembership | undefined = undefined;
 
   constructor(
     readonly tenantId: string,

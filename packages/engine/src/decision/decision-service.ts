@@ -17,6 +17,8 @@ export interface DecisionServiceOptions {
   registry: ConfigRegistry;
   log: DecisionLog;
   stages?: DecisionStage[];
+  /** Told about every reported event once it is durable (features count them). */
+  observers?: EventObserver[];
   metrics?: Metrics;
   logger?: Logger;
   /** Recent results kept in memory for retries; older ones are read from the log. */
@@ -30,6 +32,11 @@ export interface DecisionOutcome {
   replayed: boolean;
 }
 
+/** Something that reacts to reported events (`/v1/events`), which go through no stages. */
+export interface EventObserver {
+  observe(tenantId: string, event: StoredEvent, receivedAt: number): Promise<void>;
+}
+
 export type ReportOutcome = { event_id: string; status: 'accepted' | 'duplicate' };
 
 /**
@@ -40,6 +47,7 @@ export class DecisionService {
   readonly #registry: ConfigRegistry;
   readonly #log: DecisionLog;
   readonly #stages: DecisionStage[];
+  readonly #observers: EventObserver[];
   readonly #metrics: Metrics;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -50,6 +58,7 @@ export class DecisionService {
     this.#registry = options.registry;
     this.#log = options.log;
     this.#stages = options.stages ?? [];
+    this.#observers = options.observers ?? [];
     this.#metrics = options.metrics ?? noopMetrics;
     this.#logger = options.logger ?? noopLogger;
     this.#now = options.now ?? Date.now;
@@ -105,6 +114,14 @@ export class DecisionService {
         entities: entitiesOf(event.fields, eventType),
       };
       await this.#log.append(record);
+      // After the append: a restart rebuilds features from the log, so the log is what counts.
+      for (const observer of this.#observers) {
+        try {
+          await observer.observe(tenantId, record.event, receivedAt);
+        } catch (error) {
+          this.#logger.warn({ err: error, event: event.id }, 'reported event not observed');
+        }
+      }
       return { record, created: true };
     })();
     this.#recent.set(key, pending);
@@ -121,7 +138,7 @@ export class DecisionService {
   async #runShadows(context: DecisionContext, record: DecisionRecord): Promise<void> {
     const activation = activationOf(context);
     const results: ShadowResult[] = context.shadows.map((policy) => {
-      const outcome = evaluatePolicy(policy, activation);
+      const outcome = evaluatePolicy(policy, activation, context.lists);
       this.#metrics.shadow(
         context.tenantId,
         policy.version,

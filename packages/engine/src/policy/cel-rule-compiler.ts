@@ -1,8 +1,38 @@
+import type { ListMembership } from '../lists/decision-lists.js';
 import { createEnvironment } from '../rules/environment.js';
 import { compileRuleSet } from '../rules/rule-set.js';
 import { CelError } from '../rules/values.js';
 import { EMPTY_RULE_SERVICES, type RuleServices } from '../rules/vigil-functions.js';
 import type { RuleCompiler, RuleFailure } from './policy-model.js';
+
+/**
+ * The host's services with `in_list` answered by whatever membership is current: the evaluation
+ * passes its decision's lists, the other services (enrichment) stay those given at construction.
+ * Methods are bound so class instances keep their `this`.
+ */
+function withSwitchableLists(services: RuleServices): {
+  services: RuleServices;
+  use(lists: ListMembership): void;
+} {
+  let current: ListMembership = services;
+  const bound: Record<string, unknown> = {};
+  for (let source: object | null = services; source !== null && source !== Object.prototype; ) {
+    for (const name of Object.getOwnPropertyNames(source)) {
+      const member = (services as unknown as Record<string, unknown>)[name];
+      if (name !== 'constructor' && !(name in bound) && typeof member === 'function') {
+        bound[name] = member.bind(services);
+      }
+    }
+    source = Object.getPrototypeOf(source) as object | null;
+  }
+  bound.inList = (listName: string, value: unknown) => current.inList(listName, value);
+  return {
+    services: bound as unknown as RuleServices,
+    use(lists) {
+      current = lists;
+    },
+  };
+}
 
 /** Messages of CEL errors that mean a value was absent rather than wrong. */
 const missingValue = /no such (key|field)|missing/i;
@@ -36,13 +66,16 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
         };
       }
       const ruleSet = result.ruleSet;
+      const host = withSwitchableLists(services);
       return {
         errors: [],
         rules: {
           inputs: rules,
           prepare: (activation) => ruleSet.prepare(activation),
-          evaluate(index, activation): boolean | RuleFailure {
-            const outcome = ruleSet.evaluateRule(index, activation, services);
+          evaluate(index, activation, lists): boolean | RuleFailure {
+            // Evaluation is synchronous, so the membership set here is the one its `in_list` calls see.
+            host.use(lists ?? services);
+            const outcome = ruleSet.evaluateRule(index, activation, host.services);
             if (outcome === true || outcome === false) return outcome;
             const message =
               outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean';

@@ -1,4 +1,5 @@
 import type { PolicyInput, RuleInput, Strategy, Verdict } from '@vigil/protocol';
+import type { ListMembership } from '../lists/decision-lists.js';
 
 /** One saved version of one event type's policy. A published version is never changed again. */
 export interface PolicyVersionRecord {
@@ -46,8 +47,11 @@ export interface CompiledRules {
   readonly inputs: readonly RuleInput[];
   /** Reads what the rules need from the activation; called once per evaluation, before `evaluate`. */
   prepare(activation: RuleActivation): void;
-  /** The condition of rule `index`: true, false, or why it could not be evaluated. */
-  evaluate(index: number, activation: RuleActivation): boolean | RuleFailure;
+  /**
+   * The condition of rule `index`: true, false, or why it could not be evaluated. `lists` answers
+   * `in_list` for this evaluation; without it every list is empty.
+   */
+  evaluate(index: number, activation: RuleActivation, lists?: ListMembership): boolean | RuleFailure;
 }
 
 export interface CompiledPolicy {

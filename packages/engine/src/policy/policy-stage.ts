@@ -1,4 +1,6 @@
 import type { DecisionContext, DecisionStage } from '../decision/decision-context.js';
+import { DecisionLists } from '../lists/decision-lists.js';
+import type { LocalListIndex } from '../ports/list-store.js';
 import type { CompiledPolicy, RuleActivation } from './policy-model.js';
 import type { ServingPolicies } from './serving-policies.js';
 import { canaryBucket, evaluatePolicy } from './strategy.js';
@@ -18,18 +20,21 @@ export class PolicyStage implements DecisionStage {
 
   constructor(
     private readonly policiesOf: (tenantId: string, eventType: string) => ServingPolicies | undefined,
+    /** The lists `in_list` reads; without it every list is empty. */
+    private readonly lists?: LocalListIndex,
   ) {}
 
   run(context: DecisionContext): void {
     const serving = this.policiesOf(context.tenantId, context.event.type);
     if (serving === undefined) return;
+    if (this.lists !== undefined) context.lists = new DecisionLists(this.lists, context.tenantId);
     if (serving.shadows.length > 0) context.shadows = serving.shadows;
     let policy: CompiledPolicy | null = serving.main;
     if (serving.canary !== null && canaryBucket(context.event.id) < serving.canary.percent) {
       policy = serving.canary.policy;
     }
     if (policy === null) return;
-    const outcome = evaluatePolicy(policy, activationOf(context));
+    const outcome = evaluatePolicy(policy, activationOf(context), context.lists);
     context.verdict = outcome.verdict;
     context.score = outcome.score;
     context.rules.push(...outcome.rules);

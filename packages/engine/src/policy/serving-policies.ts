@@ -17,10 +17,14 @@ export interface ServingPolicies {
 }
 
 /** What rules of an event type can refer to. Features, lists and models join as they are built. */
-export function environmentOf(eventType: EventTypeRecord): RuleEnvironment {
+export function environmentOf(
+  eventType: EventTypeRecord,
+  lists: readonly string[] = [],
+  features: RuleEnvironment['features'] = {},
+): RuleEnvironment {
   const eventFields: RuleEnvironment['eventFields'] = {};
   for (const [name, spec] of Object.entries(eventType.schema.fields)) eventFields[name] = spec.type;
-  return { eventFields, features: {}, lists: [], models: [] };
+  return { eventFields, features: { ...features }, lists: [...lists], models: [] };
 }
 
 export class PolicyCompileFailure extends Error {

@@ -1,4 +1,5 @@
 import type { DecisionResponse, Verdict } from '@vigil/protocol';
+import type { ListMembership } from '../lists/decision-lists.js';
 import type { CompiledPolicy, RuleActivation } from './policy-model.js';
 
 const severity: Record<Verdict, number> = { accept: 0, challenge: 1, review: 2, reject: 3 };
@@ -24,7 +25,11 @@ export interface PolicyOutcome {
  *   rule's explicit verdict applies on top with `worst` semantics.
  * A rule that fails is listed in `errors`; `on_missing: review` then raises the verdict to review.
  */
-export function evaluatePolicy(policy: CompiledPolicy, activation: RuleActivation): PolicyOutcome {
+export function evaluatePolicy(
+  policy: CompiledPolicy,
+  activation: RuleActivation,
+  lists?: ListMembership,
+): PolicyOutcome {
   let verdict: Verdict = 'accept';
   let score = 0;
   const rules: PolicyOutcome['rules'] = [];
@@ -35,7 +40,7 @@ export function evaluatePolicy(policy: CompiledPolicy, activation: RuleActivatio
   compiled.prepare(activation);
   for (let index = 0; index < inputs.length; index += 1) {
     const input = inputs[index] as (typeof inputs)[number];
-    const result = compiled.evaluate(index, activation);
+    const result = compiled.evaluate(index, activation, lists);
     if (result === false) continue;
     if (result !== true) {
       errors.push({ rule: input.id, message: result.message });

@@ -1,4 +1,5 @@
 import type { EventTypeSchema, Scope } from '@vigil/protocol';
+import type { FeatureRecord } from '../features/feature-definition.js';
 import type { PolicyState, PolicyVersionRecord } from '../policy/policy-model.js';
 
 export interface TenantRecord {
@@ -50,6 +51,8 @@ export interface ConfigSnapshot {
   eventTypes: EventTypeRecord[];
   policyVersions: PolicyVersionRecord[];
   policyStates: PolicyState[];
+  /** Feature definitions; absent in snapshots written before features existed. */
+  features?: FeatureRecord[];
 }
 
 /**
@@ -66,6 +69,10 @@ export interface ConfigStore {
   putEventType(eventType: EventTypeRecord, audit: AuditEntry): Promise<void>;
   putPolicyVersion(version: PolicyVersionRecord, audit: AuditEntry): Promise<void>;
   putPolicyState(state: PolicyState, audit: AuditEntry): Promise<void>;
+  putFeature(feature: FeatureRecord, audit: AuditEntry): Promise<void>;
+  deleteFeature(tenantId: string, name: string, audit: AuditEntry): Promise<void>;
+  /** Records a change made in another store (lists), after that store's write. */
+  appendAudit(audit: AuditEntry): Promise<void>;
   listAudit(query: { tenantId?: string; limit: number; before?: number }): Promise<AuditEntry[]>;
   close(): Promise<void>;
 }

@@ -1,10 +1,13 @@
 import type { CallExpr, ComprehensionExpr, Expr, MapExpr, SelectExpr } from './ast.js';
+import { directCall, guarded, type Implementation } from './call-evaluators.js';
 import { type CheckResult, check, qualifiedName, type Reference } from './checker.js';
-import { type CostEstimate, estimateCost } from './cost.js';
+import { estimateCost } from './cost.js';
 import type { Environment } from './environment.js';
 import type { FieldSlots } from './field-slots.js';
 import { type OverloadDeclaration, valueFits } from './function-registry.js';
+import { HostKind, hostKind, readHostValue } from './host-values.js';
 import { parse } from './parser.js';
+import { type Activation, type CompiledExpression, type Evaluator, Program } from './program.js';
 import {
   evaluateNode,
   logicalNode,
@@ -16,7 +19,6 @@ import {
 } from './slot-test.js';
 import type { CelIssue } from './source.js';
 import { indexValue, inValue } from './standard-library.js';
-import { toTimestamp } from './time.js';
 import { type CelType, DYN, formatType, type ObjectType } from './types.js';
 import {
   CelError,
@@ -32,18 +34,7 @@ import {
 } from './values.js';
 import { EMPTY_RULE_SERVICES, type RuleServices } from './vigil-functions.js';
 
-/** The variables of one evaluation, by name (for rules: `event`, `features`, `models`). */
-export type Activation = Readonly<Record<string, unknown>>;
-
-/** The activation of a Vigil rule. Build it with a fixed shape (no spreads) on the hot path. */
-export interface RuleActivation {
-  readonly event: Readonly<Record<string, unknown>>;
-  readonly features: Readonly<Record<string, unknown>>;
-  readonly models: Readonly<Record<string, number>>;
-}
-
-/** One compiled node: evaluates to a value or a `CelError`, never throws on CEL errors. */
-export type Evaluator = (activation: Activation, services: RuleServices) => unknown;
+export type { Activation, CompiledExpression, Evaluator, RuleActivation } from './program.js';
 
 interface Compiled {
   readonly evaluate: Evaluator;
@@ -66,20 +57,6 @@ function slotTestNode(test: SlotTest): Compiled {
 /** The slot-test form of a compiled node: its own test, or a node calling its closure. */
 function asTest(compiled: Compiled): SlotTest {
   return compiled.test ?? evaluateNode(compiled.evaluate);
-}
-
-/** A compiled expression: compile once, evaluate many times. */
-export interface CompiledExpression {
-  readonly source: string;
-  /** The checked type of the expression (`dyn` when compiled without checking). */
-  readonly type: CelType;
-  /** The estimated worst-case cost, see `cost.ts`. */
-  readonly cost: CostEstimate;
-  /**
-   * Evaluates the expression. Returns the value, or a `CelError` when evaluation failed (division by
-   * zero, missing field, overflow, ...). Never throws.
-   */
-  evaluate(activation: Activation, services?: RuleServices): unknown;
 }
 
 /** Options of {@link compile}. */
@@ -187,116 +164,9 @@ export function compileWithSlots(
   };
 }
 
-/** @internal The compiled expression; rule sets call its {@link Program.evaluator} directly. */
-export class Program implements CompiledExpression {
-  readonly source: string;
-  readonly type: CelType;
-  readonly cost: CostEstimate;
-  /** The root closure, with a bool check when the expression must be bool but was not checked to be. */
-  readonly evaluator: Evaluator;
-  /** The root as a slot test, when it is one and needs no bool check; rule sets run it directly. */
-  readonly test: SlotTest | undefined;
-
-  constructor(source: string, type: CelType, cost: CostEstimate, root: Compiled, expectBoolean: boolean) {
-    this.source = source;
-    this.type = type;
-    this.cost = cost;
-    const notBool = new CelError('expression did not evaluate to a bool');
-    const evaluate = root.evaluate;
-    const needsCheck = expectBoolean && type.kind !== 'bool';
-    this.evaluator = needsCheck
-      ? (activation, services) => {
-          const result = evaluate(activation, services);
-          return typeof result === 'boolean' || result instanceof CelError ? result : notBool;
-        }
-      : evaluate;
-    this.test = needsCheck ? undefined : root.test;
-  }
-
-  evaluate(activation: Activation, services: RuleServices = EMPTY_RULE_SERVICES): unknown {
-    // No try/catch here: it costs more than the rest of a simple rule. Host values are checked
-    // against their declared types when read, and calls into host services are guarded where made.
-    return this.evaluator(activation, services);
-  }
-}
-
-/**
- * How a host value of a declared type is read (see {@link readHostValue}). `IntRaw` leaves an int
- * as the host gave it (number or bigint), for comparisons that need no bigint. Plain numbers, not
- * an enum, so the switch in {@link readHostValue} compiles to a jump table (see `slot-test.ts`).
- */
-const HostKind = {
-  String: 0,
-  Bool: 1,
-  Double: 2,
-  Int: 3,
-  IntRaw: 4,
-  Timestamp: 5,
-  List: 6,
-  Object: 7,
-  Any: 8,
-} as const;
-
-type HostKind = (typeof HostKind)[keyof typeof HostKind];
-
-function hostKind(type: CelType): HostKind {
-  switch (type.kind) {
-    case 'string':
-      return HostKind.String;
-    case 'bool':
-      return HostKind.Bool;
-    case 'double':
-      return HostKind.Double;
-    case 'int':
-      return HostKind.Int;
-    case 'timestamp':
-      return HostKind.Timestamp;
-    case 'list':
-      return HostKind.List;
-    case 'object':
-    case 'map':
-      return HostKind.Object;
-    default:
-      return HostKind.Any;
-  }
-}
-
-/**
- * Checks the shape of a host value of a declared type (so implementations can trust it) and
- * converts it to the runtime representation. Small and monomorphic, so V8 inlines it.
- */
-function readHostValue(kind: HostKind, value: unknown, wrongType: CelError): unknown {
-  switch (kind) {
-    case 0: // String
-      return typeof value === 'string' ? value : wrongType;
-    case 1: // Bool
-      return typeof value === 'boolean' ? value : wrongType;
-    case 2: // Double
-      return typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : wrongType;
-    case 3: // Int
-      return typeof value === 'bigint'
-        ? value
-        : typeof value === 'number' && Number.isSafeInteger(value)
-          ? BigInt(value)
-          : wrongType;
-    case 4: // IntRaw
-      return typeof value === 'number' || typeof value === 'bigint' ? value : wrongType;
-    case 5: // Timestamp
-      return toTimestamp(value);
-    case 6: // List
-      return Array.isArray(value) ? value : wrongType;
-    case 7: // Object
-      return typeof value === 'object' && value !== null ? value : wrongType;
-    default:
-      return value;
-  }
-}
-
 function isConcrete(type: CelType | undefined): boolean {
   return type !== undefined && type.kind !== 'dyn' && type.kind !== 'param' && type.kind !== 'error';
 }
-
-type Implementation = (...args: unknown[]) => unknown;
 
 interface SlotField {
   readonly values: unknown[];
@@ -895,6 +765,67 @@ class ExpressionCompiler {
     return undefined;
   }
 
+  /** Double arithmetic on field slots and constants as data (see `slot-test.ts`), or undefined. */
+  private doubleArithmetic(expr: Expr, depth = 0): SlotTest | undefined {
+    if (depth > 16 || this.typeOf(expr).kind !== 'double') return undefined;
+    if (expr.kind === 'literal' && typeof expr.value === 'number') {
+      return makeSlotTest(
+        SlotTestOperation.NumberConstant,
+        [],
+        0,
+        SlotValueKind.Number,
+        expr.value,
+        true,
+        undefined,
+        NO_SUCH_OVERLOAD,
+        NO_SUCH_OVERLOAD,
+        [],
+        undefined,
+      );
+    }
+    const field = this.slotField(expr);
+    if (field !== undefined) {
+      return makeSlotTest(
+        SlotTestOperation.NumberSlot,
+        field.values,
+        field.slot,
+        SlotValueKind.Number,
+        undefined,
+        true,
+        undefined,
+        field.missing,
+        field.wrongType,
+        [],
+        undefined,
+      );
+    }
+    const operations: Record<string, SlotTestOperation> = {
+      '_+_': SlotTestOperation.NumberAdd,
+      '_-_': SlotTestOperation.NumberSubtract,
+      '_*_': SlotTestOperation.NumberMultiply,
+      '_/_': SlotTestOperation.NumberDivide,
+    };
+    if (expr.kind !== 'call' || expr.target !== undefined || expr.args.length !== 2) return undefined;
+    const operation = operations[expr.function];
+    if (operation === undefined) return undefined;
+    const left = this.doubleArithmetic(expr.args[0] as Expr, depth + 1);
+    const right = left === undefined ? undefined : this.doubleArithmetic(expr.args[1] as Expr, depth + 1);
+    if (left === undefined || right === undefined) return undefined;
+    return makeSlotTest(
+      operation,
+      [],
+      0,
+      SlotValueKind.Number,
+      undefined,
+      true,
+      undefined,
+      NO_SUCH_OVERLOAD,
+      NO_SUCH_OVERLOAD,
+      [left, right],
+      undefined,
+    );
+  }
+
   /** `a < b` on ints and doubles, without allocating bigints for int fields. */
   private numericComparison(
     operation: SlotTestOperation,
@@ -936,8 +867,10 @@ class ExpressionCompiler {
     }
     const leftField = this.slotField(argumentExprs[0] as Expr);
     if (leftField !== undefined) {
-      // `field < expression`: the field is read inline, the other side through its closure.
+      // `field < expression`: the field is read inline, the other side as double arithmetic on
+      // slots and constants when it is one, else through its closure.
       const test = this.slotTest(leftField, SlotTestOperation.CompareToValue, operation, { toDouble });
+      const arithmetic = toDouble ? this.doubleArithmetic(argumentExprs[1] as Expr) : undefined;
       return slotTestNode(
         makeSlotTest(
           test.operation,
@@ -949,8 +882,8 @@ class ExpressionCompiler {
           undefined,
           test.missing,
           test.wrongType,
-          [],
-          evaluateRight,
+          arithmetic === undefined ? [] : [arithmetic],
+          arithmetic === undefined ? evaluateRight : undefined,
         ),
       );
     }
@@ -1058,57 +991,6 @@ class ExpressionCompiler {
       return value instanceof CelError ? value : NO_SUCH_OVERLOAD;
     };
     return operand.constant ? constant(evaluate({}, EMPTY_RULE_SERVICES)) : dynamic(evaluate);
-  }
-}
-
-/**
- * The implementation of an overload; calls into host services are wrapped so that a throwing host
- * function yields an error value instead of breaking the evaluation.
- */
-function guarded(overload: OverloadDeclaration): Implementation {
-  const implementation = overload.implementation as Implementation;
-  if (overload.usesServices !== true) return implementation;
-  return (...args) => {
-    try {
-      return implementation(...args);
-    } catch (error) {
-      return new CelError(`${overload.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  };
-}
-
-function directCall(implementation: Implementation, evaluators: Evaluator[]): Evaluator {
-  switch (evaluators.length) {
-    case 0:
-      return (_activation, services) => implementation(services);
-    case 1: {
-      const a = evaluators[0] as Evaluator;
-      return (activation, services) => {
-        const x = a(activation, services);
-        return x instanceof CelError ? x : implementation(x, services);
-      };
-    }
-    case 2: {
-      const a = evaluators[0] as Evaluator;
-      const b = evaluators[1] as Evaluator;
-      return (activation, services) => {
-        const x = a(activation, services);
-        if (x instanceof CelError) return x;
-        const y = b(activation, services);
-        return y instanceof CelError ? y : implementation(x, y, services);
-      };
-    }
-    default:
-      return (activation, services) => {
-        const values = new Array<unknown>(evaluators.length + 1);
-        for (let index = 0; index < evaluators.length; index++) {
-          const value = (evaluators[index] as Evaluator)(activation, services);
-          if (value instanceof CelError) return value;
-          values[index] = value;
-        }
-        values[evaluators.length] = services;
-        return implementation(...values);
-      };
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Activation } from './compiler.js';
+import type { Activation } from './program.js';
 
 /** How the keys of one object shape map to slots. */
 interface ShapePlan {
@@ -21,6 +21,8 @@ interface RootPlan {
   readonly fields: Map<string, number>;
   /** Recently seen shapes, most recent first. */
   shapes: ShapePlan[];
+  /** Objects that matched no cached shape since the cache was last full. */
+  misses: number;
 }
 
 const MAX_SHAPES = 4;
@@ -44,7 +46,7 @@ export class FieldSlots {
   slot(root: string, field: string): number {
     let plan = this.roots.find((candidate) => candidate.root === root);
     if (plan === undefined) {
-      plan = { root, fields: new Map(), shapes: [] };
+      plan = { root, fields: new Map(), shapes: [], misses: 0 };
       this.roots.push(plan);
     }
     let index = plan.fields.get(field);
@@ -86,7 +88,11 @@ export class FieldSlots {
       for (let shape = 0; shape < plan.shapes.length && !filled; shape++) {
         filled = this.fillShape(plan.shapes[shape] as ShapePlan, record);
       }
-      if (!filled) this.fillNewShape(plan, record);
+      if (filled) continue;
+      // When shapes churn (clients sending keys in many orders), learning each new shape would
+      // allocate on every event: read by key instead, and learn only one miss in 16.
+      if (plan.shapes.length < MAX_SHAPES || (++plan.misses & 15) === 0) this.fillNewShape(plan, record);
+      else this.fillByKey(plan, record);
     }
   }
 
@@ -120,6 +126,12 @@ export class FieldSlots {
     const prefix = absent.length === 0 ? lastUsed + 1 : -1;
     const shape: ShapePlan = { keys, slots, absent, prefix };
     plan.shapes = [shape, ...plan.shapes.slice(0, MAX_SHAPES - 1)];
+    const values = this.values;
+    for (const [field, slot] of plan.fields)
+      values[slot] = Object.hasOwn(object, field) ? object[field] : undefined;
+  }
+
+  private fillByKey(plan: RootPlan, object: Record<string, unknown>): void {
     const values = this.values;
     for (const [field, slot] of plan.fields)
       values[slot] = Object.hasOwn(object, field) ? object[field] : undefined;

@@ -30,6 +30,14 @@ export {
   type OverloadImplementation,
   overload,
 } from './function-registry.js';
+export {
+  cidrContains,
+  isPrivateAddress,
+  type ParsedAddress,
+  type ParsedCidr,
+  parseAddress,
+  parseCidr,
+} from './network-address.js';
 export { type ParseLimits, type ParseResult, parse } from './parser.js';
 export {
   CompiledRuleSet,

@@ -46,6 +46,9 @@ const PUNCTUATION_ONE = new Set([
   '}',
 ]);
 
+/** Operators users often type from other languages, with the CEL operator they meant. */
+const MISTYPED_OPERATORS: Record<string, string> = { '=': '==', '&': '&&', '|': '||' };
+
 const SIMPLE_ESCAPES: Record<string, number> = {
   a: 7,
   b: 8,
@@ -180,7 +183,12 @@ export function tokenize(text: string, onError: LexErrorSink): Token[] {
       continue;
     }
     const codePoint = text.codePointAt(position) ?? code;
-    onError(start, `Syntax error: token recognition error at: '${String.fromCodePoint(codePoint)}'`);
+    const character = String.fromCodePoint(codePoint);
+    const hint = MISTYPED_OPERATORS[character];
+    onError(
+      start,
+      `Syntax error: token recognition error at: '${character}'${hint === undefined ? '' : `; did you mean '${hint}'?`}`,
+    );
     position += codePoint > 0xffff ? 2 : 1;
   }
   tokens.push({ kind: 'eof', text: '<EOF>', value: undefined, offset: length });

@@ -71,6 +71,13 @@ describe('parse', () => {
     expect(result.errors.some((error) => error.message.includes('unterminated string'))).toBe(true);
   });
 
+  it('hints at the operator meant', () => {
+    expect(parse("event.country = 'FR'").errors[0]?.message).toBe(
+      "Syntax error: token recognition error at: '='; did you mean '=='?",
+    );
+    expect(parse('a & b').errors[0]?.message).toContain("did you mean '&&'?");
+  });
+
   it('refuses reserved words, bad escapes and out-of-range literals', () => {
     expect(parse('while').errors[0]?.message).toContain('reserved identifier');
     expect(parse(String.raw`"\q"`).errors[0]?.message).toContain('invalid escape');

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from './compiler.js';
+import { createEnvironment } from './environment.js';
+import { overload } from './function-registry.js';
 import { compileRuleSet } from './rule-set.js';
 import { paymentActivation, paymentEnvironment } from './test-environment.js';
+import { BOOL, STRING } from './types.js';
 import { CelError } from './values.js';
 
 const environment = paymentEnvironment();
@@ -106,6 +109,55 @@ describe('rule set fast paths', () => {
         const describe = (value: unknown): string => (value instanceof CelError ? 'error' : String(value));
         expect(`${expression}: ${describe(actual)}`).toBe(`${expression}: ${describe(expected)}`);
       });
+    }
+  });
+});
+
+describe('rule set robustness', () => {
+  it('marks a rule errored when its code throws, and still runs the others', () => {
+    const throwing = createEnvironment({
+      event: { country: 'string' },
+      functions: [
+        {
+          name: 'explode',
+          overloads: [
+            overload('explode_string', [STRING], BOOL, () => {
+              throw new Error('a bug');
+            }),
+          ],
+        },
+      ],
+    });
+    const result = compileRuleSet(throwing, [
+      { id: 'first', when: "event.country == 'FR'" },
+      { id: 'bug', when: 'explode(event.country)' },
+      { id: 'last', when: "event.country != 'DE'" },
+    ]);
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    const results = result.ruleSet.evaluateAll({ event: { country: 'FR' }, features: {}, models: {} });
+    expect(results[0]).toBe(true);
+    expect(results[1]).toBeInstanceOf(CelError);
+    expect((results[1] as CelError).message).toContain('a bug');
+    expect(results[2]).toBe(true);
+  });
+});
+
+describe('field slots', () => {
+  it('reads fields whatever the key order of each event', () => {
+    const result = compileRuleSet(environment, [
+      { id: 'a', when: "event.country == 'FR' && event.amount > 100.0" },
+      { id: 'b', when: 'has(event.email)' },
+    ]);
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    const base = paymentActivation().event;
+    const keys = Object.keys(base);
+    for (let round = 0; round < 40; round++) {
+      // A different key order (and so a different object shape) on most rounds.
+      const rotated = [...keys.slice(round % keys.length), ...keys.slice(0, round % keys.length)];
+      const event: Record<string, unknown> = {};
+      for (const key of rotated) if (!(round % 3 === 0 && key === 'email')) event[key] = base[key];
+      const results = result.ruleSet.evaluateAll({ event, features: {}, models: {} });
+      expect(results).toEqual([true, round % 3 !== 0]);
     }
   });
 });

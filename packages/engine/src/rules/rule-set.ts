@@ -1,12 +1,7 @@
-import {
-  type Activation,
-  type CompiledExpression,
-  compileWithSlots,
-  type Evaluator,
-  type Program,
-} from './compiler.js';
+import { compileWithSlots } from './compiler.js';
 import type { Environment } from './environment.js';
 import { FieldSlots } from './field-slots.js';
+import type { Activation, CompiledExpression, Evaluator, Program } from './program.js';
 import { runJunction, runLeaf, runSlotTest, type SlotTest, SlotTestOperation } from './slot-test.js';
 import type { CelIssue } from './source.js';
 import { CelError } from './values.js';
@@ -87,8 +82,37 @@ export class CompiledRuleSet {
     results: (boolean | CelError)[] = new Array(this.programs.length),
   ): (boolean | CelError)[] {
     this.slots.fill(activation);
-    const count = this.evaluators.length;
-    for (let index = 0; index < count; index++) results[index] = this.run(index, activation, services);
+    const evaluators = this.evaluators;
+    const tests = this.tests;
+    const count = evaluators.length;
+    let index = 0;
+    // One guard per evaluation, not per rule: should anything throw (a bug, hostile host data), that
+    // rule is marked errored and the others still run.
+    while (index < count) {
+      try {
+        for (; index < count; index++) {
+          // Inlined `run`: this loop is the hot path of a decision.
+          const test = tests[index];
+          if (test === undefined) {
+            results[index] = (evaluators[index] as Evaluator)(activation, services) as boolean | CelError;
+            continue;
+          }
+          const operation = test.operation;
+          results[index] = (
+            operation < SlotTestOperation.And
+              ? runLeaf(test)
+              : operation <= SlotTestOperation.Or
+                ? runJunction(test, activation, services)
+                : runSlotTest(test, activation, services)
+          ) as boolean | CelError;
+        }
+      } catch (error) {
+        results[index] = new CelError(
+          `evaluation failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        index++;
+      }
+    }
     return results;
   }
 

@@ -27,6 +27,15 @@ export const SlotTestOperation = {
   All: 17,
   /** Compares the slot with the value of `evaluate`; `operand` is the relation (`Less` ... `GreaterOrEqual`). */
   CompareToValue: 18,
+  /** Double arithmetic kept as data, for the other side of `CompareToValue`: a slot's value. */
+  NumberSlot: 19,
+  /** A double constant (`operand`). */
+  NumberConstant: 20,
+  /** `children[0] + children[1]`, and so on, on doubles. */
+  NumberAdd: 21,
+  NumberSubtract: 22,
+  NumberMultiply: 23,
+  NumberDivide: 24,
 } as const;
 
 export type SlotTestOperation = (typeof SlotTestOperation)[keyof typeof SlotTestOperation];
@@ -240,6 +249,19 @@ export function runSlotTest(
   return runJunction(test, activation, services);
 }
 
+/** Runs an operand of `&&` or `||`: leaves and closures directly, anything else through {@link runSlotTest}. */
+function runChild(
+  test: SlotTest,
+  activation: Readonly<Record<string, unknown>>,
+  services: RuleServices,
+): unknown {
+  const operation = test.operation;
+  if (operation < 12 /* And */) return runLeaf(test);
+  if (operation === 15 /* Evaluate */) return (test.evaluate as TestEvaluator)(activation, services);
+  if (operation === 18 /* CompareToValue */) return runCompareToValue(test, activation, services);
+  return runSlotTest(test, activation, services);
+}
+
 /**
  * `&&` and `||` over any number of operands, with CEL's commutative short-circuit: `false && error`
  * and `error && false` are both false. Two operands, the common case, are unrolled.
@@ -253,10 +275,10 @@ export function runJunction(
   const children = test.children;
   if (children.length === 2) {
     const first = children[0] as SlotTest;
-    const x = first.operation < 12 /* And */ ? runLeaf(first) : runSlotTest(first, activation, services);
+    const x = runChild(first, activation, services);
     if (x === decisive) return decisive;
     const second = children[1] as SlotTest;
-    const y = second.operation < 12 /* And */ ? runLeaf(second) : runSlotTest(second, activation, services);
+    const y = runChild(second, activation, services);
     if (y === decisive) return decisive;
     if (x === !decisive && y === !decisive) return !decisive;
     const failure = x === !decisive ? y : x;
@@ -265,7 +287,7 @@ export function runJunction(
   let failure: unknown;
   for (let index = 0; index < children.length; index++) {
     const child = children[index] as SlotTest;
-    const value = child.operation < 12 /* And */ ? runLeaf(child) : runSlotTest(child, activation, services);
+    const value = runChild(child, activation, services);
     if (value === decisive) return decisive;
     if (value !== !decisive && failure === undefined) failure = value;
   }
@@ -308,7 +330,10 @@ function runCompareToValue(
   if (typeof slotValue !== 'number' && typeof slotValue !== 'bigint') {
     return slotValue === undefined ? test.missing : test.wrongType;
   }
-  const result = (test.evaluate as TestEvaluator)(activation, services);
+  const result =
+    test.evaluate === undefined
+      ? runNumber(test.children[0] as SlotTest)
+      : test.evaluate(activation, services);
   if (typeof result !== 'number' && typeof result !== 'bigint') {
     return result instanceof CelError ? result : NO_SUCH_OVERLOAD;
   }
@@ -329,4 +354,48 @@ function runCompareToValue(
     default:
       return value >= other;
   }
+}
+
+/** Evaluates a double arithmetic node (`NumberSlot` ... `NumberDivide`): a number or an error value. */
+function runNumber(node: SlotTest): unknown {
+  switch (node.operation) {
+    case 19: {
+      // NumberSlot
+      const value = node.values[node.slot];
+      if (typeof value === 'number') return value;
+      if (typeof value === 'bigint') return Number(value);
+      return value === undefined ? node.missing : node.wrongType;
+    }
+    case 20: // NumberConstant
+      return node.operand;
+    default: {
+      const left = numberOperand(node.children[0] as SlotTest);
+      if (typeof left !== 'number') return left;
+      const right = numberOperand(node.children[1] as SlotTest);
+      if (typeof right !== 'number') return right;
+      switch (node.operation) {
+        case 21: // NumberAdd
+          return left + right;
+        case 22: // NumberSubtract
+          return left - right;
+        case 23: // NumberMultiply
+          return left * right;
+        default:
+          return left / right;
+      }
+    }
+  }
+}
+
+/** An operand of double arithmetic: slots and constants inline (this function is not recursive). */
+function numberOperand(node: SlotTest): unknown {
+  const operation = node.operation;
+  if (operation === 20 /* NumberConstant */) return node.operand;
+  if (operation === 19 /* NumberSlot */) {
+    const value = node.values[node.slot];
+    if (typeof value === 'number') return value;
+    if (typeof value === 'bigint') return Number(value);
+    return value === undefined ? node.missing : node.wrongType;
+  }
+  return runNumber(node);
 }

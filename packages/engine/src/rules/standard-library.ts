@@ -316,7 +316,12 @@ export function compileRegex(pattern: string): RE2JS | CelError {
   return compiled;
 }
 
+/** Longest accepted pattern: patterns may come from event data, and compiling is not free. */
+const MAX_PATTERN_LENGTH = 10_000;
+const PATTERN_TOO_LONG = new CelError(`regular expression longer than ${MAX_PATTERN_LENGTH} characters`);
+
 function matches(text: string, pattern: string): boolean | CelError {
+  if (pattern.length > MAX_PATTERN_LENGTH) return PATTERN_TOO_LONG;
   const regex = compileRegex(pattern);
   return regex instanceof CelError ? regex : regex.test(text);
 }

@@ -165,6 +165,7 @@ export interface CalendarFields {
 
 const zoneFormatters = new Map<string, Intl.DateTimeFormat | undefined>();
 const OFFSET_PATTERN = /^([+-])?(\d{1,2}):(\d{2})$/;
+const offsetCache = new Map<string, { quarter: number; offset: number }>();
 
 function zoneFormatter(zone: string): Intl.DateTimeFormat | undefined {
   if (zoneFormatters.has(zone)) return zoneFormatters.get(zone);
@@ -196,6 +197,11 @@ export function zoneOffsetSeconds(zone: string, epochSeconds: number): number | 
     const seconds = Number(offset[2]) * 3600 + Number(offset[3]) * 60;
     return offset[1] === '-' ? -seconds : seconds;
   }
+  // Zone offsets change only at transitions, which fall on quarter hours: remember, per zone, the
+  // offset of the last quarter hour asked for.
+  const quarter = Math.floor(epochSeconds / 900);
+  const cached = offsetCache.get(zone);
+  if (cached !== undefined && cached.quarter === quarter) return cached.offset;
   const formatter = zoneFormatter(zone);
   if (formatter === undefined) return undefined;
   // Intl covers a limited range of years; clamp to it, zone rules are the same outside.
@@ -207,7 +213,10 @@ export function zoneOffsetSeconds(zone: string, epochSeconds: number): number | 
     field('hour') * 3600 +
     field('minute') * 60 +
     field('second');
-  return local - Math.floor(clamped);
+  const offsetSeconds = local - Math.floor(clamped);
+  if (offsetCache.size >= 1000 && cached === undefined) offsetCache.clear();
+  offsetCache.set(zone, { quarter, offset: offsetSeconds });
+  return offsetSeconds;
 }
 
 /** The calendar fields of a timestamp in a zone, or an error value for an unknown zone. */
@@ -233,6 +242,11 @@ export function calendarFields(timestamp: CelTimestamp, zone = 'UTC'): CalendarF
   };
 }
 
+let lastParsed: { text: string; result: CelTimestamp | CelError } = {
+  text: '1970-01-01T00:00:00Z',
+  result: new CelTimestamp(0n),
+};
+
 /**
  * Reads a timestamp given by the host: a {@link CelTimestamp}, a `Date`, an RFC 3339 string, or
  * milliseconds since the epoch.
@@ -245,7 +259,13 @@ export function toTimestamp(value: unknown): CelTimestamp | CelError {
       ? new CelError('invalid date')
       : makeTimestamp(BigInt(milliseconds) * 1_000_000n);
   }
-  if (typeof value === 'string') return parseTimestamp(value);
+  if (typeof value === 'string') {
+    // Every rule reading `event.timestamp` parses the same string: remember the last one.
+    if (value === lastParsed.text) return lastParsed.result;
+    const result = parseTimestamp(value);
+    lastParsed = { text: value, result };
+    return result;
+  }
   if (typeof value === 'number' && Number.isFinite(value))
     return makeTimestamp(BigInt(Math.trunc(value)) * 1_000_000n);
   return new CelError('value is not a timestamp');

@@ -6,7 +6,7 @@ import {
   parseAddress,
   parseCidr,
 } from './network-address.js';
-import { calendarFields } from './time.js';
+import { floorDiv, zoneOffsetSeconds } from './time.js';
 import { BOOL, DOUBLE, DYN, INT, objectType, STRING, TIMESTAMP } from './types.js';
 import { CelError, type CelTimestamp } from './values.js';
 
@@ -112,6 +112,17 @@ function emailDomain(email: string): string | CelError {
   return email.slice(at + 1).toLowerCase();
 }
 
+const HOURS = Array.from({ length: 24 }, (_, hour) => BigInt(hour));
+
+/** The hour (0-23) of a timestamp in a zone, without building the whole calendar date. */
+function hourOfDay(timestamp: CelTimestamp, zone: string): bigint | CelError {
+  const seconds = Number(floorDiv(timestamp.nanos, 1_000_000_000n));
+  const offset = zoneOffsetSeconds(zone, seconds);
+  if (offset === undefined) return new CelError(`unknown time zone '${zone}'`);
+  const secondOfDay = (((seconds + offset) % 86400) + 86400) % 86400;
+  return HOURS[Math.floor(secondOfDay / 3600)] as bigint;
+}
+
 const EARTH_RADIUS_KM = 6371.0088;
 
 /** Great-circle distance in kilometres between two points given in degrees. */
@@ -191,17 +202,7 @@ export function vigilFunctions(): FunctionDeclaration[] {
     },
     {
       name: 'hour_of_day',
-      overloads: [
-        overload(
-          'hour_of_day_timestamp_string',
-          [TIMESTAMP, STRING],
-          INT,
-          (timestamp: CelTimestamp, zone: string) => {
-            const fields = calendarFields(timestamp, zone);
-            return fields instanceof CelError ? fields : BigInt(fields.hours);
-          },
-        ),
-      ],
+      overloads: [overload('hour_of_day_timestamp_string', [TIMESTAMP, STRING], INT, hourOfDay)],
     },
     {
       name: 'haversine_km',

@@ -1,7 +1,19 @@
 import { compileEventValidator, type EventValidator, entityFieldTypes } from '../events/event-validator.js';
-import type { PolicyState, PolicyVersionRecord, RuleCompiler } from '../policy/policy-model.js';
+import {
+  type FeatureProgram,
+  type FeatureRecord,
+  featureProgram,
+  featureValueType,
+} from '../features/feature-definition.js';
+import type {
+  PolicyState,
+  PolicyVersionRecord,
+  RuleCompiler,
+  RuleEnvironment,
+} from '../policy/policy-model.js';
 import { environmentOf, type ServingPolicies, servingPolicies } from '../policy/serving-policies.js';
 import type { ApiKeyRecord, ConfigSnapshot, EventTypeRecord, TenantRecord } from '../ports/config-store.js';
+import type { LocalListIndex } from '../ports/list-store.js';
 
 /** An event type ready for the hot path: its record plus what was compiled from it. */
 export interface EventTypeDefinition {
@@ -28,6 +40,9 @@ interface TenantEntry {
   record: TenantRecord;
   eventTypes: Map<string, EventTypeDefinition>;
   policies: Map<string, PolicyEntry>;
+  features: Map<string, FeatureRecord>;
+  /** Compiled features by event type, built on first use after a change. */
+  featurePrograms: Map<string, readonly FeatureProgram[]>;
 }
 
 /**
@@ -38,15 +53,22 @@ export class ConfigRegistry {
   readonly #tenants = new Map<string, TenantEntry>();
   readonly #keys = new Map<string, ApiKeyRecord>();
 
-  /** Without a compiler, policies are stored but none serves (for tools and tests). */
-  constructor(readonly compiler?: RuleCompiler) {}
+  /**
+   * Without a compiler, policies are stored but none serves (for tools and tests). `lists` are the
+   * tenants' lists: their names for the rule checker (`in_list`); without it a tenant has none.
+   */
+  constructor(
+    readonly compiler?: RuleCompiler,
+    readonly lists?: LocalListIndex,
+  ) {}
 
-  static from(snapshot: ConfigSnapshot, compiler?: RuleCompiler): ConfigRegistry {
-    const registry = new ConfigRegistry(compiler);
+  static from(snapshot: ConfigSnapshot, compiler?: RuleCompiler, lists?: LocalListIndex): ConfigRegistry {
+    const registry = new ConfigRegistry(compiler, lists);
     for (const tenant of snapshot.tenants) registry.putTenant(tenant);
     for (const key of snapshot.keys) registry.putKey(key);
     for (const eventType of snapshot.eventTypes) registry.putEventType(eventType);
     for (const version of snapshot.policyVersions) registry.putPolicyVersion(version);
+    for (const feature of snapshot.features ?? []) registry.putFeature(feature);
     for (const state of snapshot.policyStates) registry.putPolicyState(state);
     return registry;
   }
@@ -85,7 +107,14 @@ export class ConfigRegistry {
   putTenant(record: TenantRecord): void {
     const existing = this.#tenants.get(record.id);
     if (existing !== undefined) existing.record = record;
-    else this.#tenants.set(record.id, { record, eventTypes: new Map(), policies: new Map() });
+    else
+      this.#tenants.set(record.id, {
+        record,
+        eventTypes: new Map(),
+        policies: new Map(),
+        features: new Map(),
+        featurePrograms: new Map(),
+      });
   }
 
   deleteTenant(tenantId: string): void {
@@ -99,6 +128,7 @@ export class ConfigRegistry {
 
   putEventType(record: EventTypeRecord): void {
     this.#tenants.get(record.tenantId)?.eventTypes.set(record.name, defineEventType(record));
+    this.#tenants.get(record.tenantId)?.featurePrograms.clear();
     const policies = this.#policyEntry(record.tenantId, record.name);
     if (policies?.state != null) this.putPolicyState(policies.state);
   }
@@ -113,6 +143,62 @@ export class ConfigRegistry {
 
   policyState(tenantId: string, eventType: string): PolicyState | null {
     return this.#policyEntry(tenantId, eventType)?.state ?? null;
+  }
+
+  /** What the rules of an event type can refer to, with the tenant's current lists. */
+  environment(eventType: EventTypeRecord, features?: readonly FeatureRecord[]): RuleEnvironment {
+    return environmentOf(
+      eventType,
+      this.lists?.names(eventType.tenantId) ?? [],
+      featureTypes(features ?? this.features(eventType.tenantId), eventType.name),
+    );
+  }
+
+  features(tenantId: string): FeatureRecord[] {
+    return [...(this.#tenants.get(tenantId)?.features.values() ?? [])];
+  }
+
+  feature(tenantId: string, name: string): FeatureRecord | undefined {
+    return this.#tenants.get(tenantId)?.features.get(name);
+  }
+
+  /** The features an event of this type updates and rules of it read, compiled once per change. */
+  featurePrograms(tenantId: string, eventType: string): readonly FeatureProgram[] {
+    const tenant = this.#tenants.get(tenantId);
+    if (tenant === undefined || tenant.features.size === 0) return noPrograms;
+    let programs = tenant.featurePrograms.get(eventType);
+    if (programs === undefined) {
+      const definition = tenant.eventTypes.get(eventType);
+      programs =
+        definition === undefined
+          ? noPrograms
+          : [...tenant.features.values()]
+              .filter((feature) => feature.definition.event_types.includes(eventType))
+              .map((feature) => featureProgram(feature, definition.record))
+              .filter((program) => program !== undefined);
+      tenant.featurePrograms.set(eventType, programs);
+    }
+    return programs;
+  }
+
+  /** Adds or replaces a feature; serving policies are recompiled with the new feature types. */
+  putFeature(record: FeatureRecord): void {
+    const tenant = this.#tenants.get(record.tenantId);
+    if (tenant === undefined) return;
+    tenant.features.set(record.name, record);
+    this.#featuresChanged(record.tenantId);
+  }
+
+  deleteFeature(tenantId: string, name: string): void {
+    const tenant = this.#tenants.get(tenantId);
+    if (tenant?.features.delete(name) === true) this.#featuresChanged(tenantId);
+  }
+
+  #featuresChanged(tenantId: string): void {
+    const tenant = this.#tenants.get(tenantId);
+    if (tenant === undefined) return;
+    tenant.featurePrograms.clear();
+    for (const entry of tenant.policies.values()) if (entry.state !== null) this.putPolicyState(entry.state);
   }
 
   /** The compiled versions serving an event type; undefined before its first publish. */
@@ -135,7 +221,7 @@ export class ConfigRegistry {
     entry.serving =
       this.compiler === undefined || eventType === undefined
         ? undefined
-        : servingPolicies(this.compiler, state, entry.versions, environmentOf(eventType.record));
+        : servingPolicies(this.compiler, state, entry.versions, this.environment(eventType.record));
     entry.state = state;
   }
 
@@ -149,4 +235,16 @@ export class ConfigRegistry {
     }
     return entry;
   }
+}
+
+const noPrograms: readonly FeatureProgram[] = [];
+
+/** The value types of the features rules of an event type can read: those that listen to it. */
+function featureTypes(features: readonly FeatureRecord[], eventType: string): RuleEnvironment['features'] {
+  const types: RuleEnvironment['features'] = {};
+  for (const feature of features) {
+    if (feature.definition.event_types.includes(eventType))
+      types[feature.name] = featureValueType(feature.definition.aggregation);
+  }
+  return types;
 }

@@ -1,1 +1,8 @@
 export { decisionLogContract, sampleRecord } from './decision-log.contract.js';
+export {
+  listDefinition,
+  listEntry,
+  listStoreContract,
+  type TestClock,
+  testClock,
+} from './list-store.contract.js';

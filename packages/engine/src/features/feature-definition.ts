@@ -1,0 +1,150 @@
+import type { FeatureInput } from '@vigil/protocol';
+import type { EventTypeRecord } from '../ports/config-store.js';
+import type { CounterSpec } from '../ports/counter-store.js';
+import { type CompiledExpression, compile, createEnvironment } from '../rules/index.js';
+
+/** A stored feature definition. A new version starts with empty state (then backfilled). */
+export interface FeatureRecord {
+  tenantId: string;
+  name: string;
+  definition: FeatureInput;
+  version: number;
+  updatedAt: string;
+}
+
+/** One problem of a feature definition, with the JSON path it concerns. */
+export interface FeatureIssue {
+  path: string;
+  message: string;
+}
+
+/** What a feature's value is to rules: counts are `int`, everything else `double`. */
+export function featureValueType(aggregation: FeatureInput['aggregation']): 'int' | 'double' {
+  return aggregation === 'count' || aggregation === 'distinct' ? 'int' : 'double';
+}
+
+const minimumWindowMs = 30_000;
+const maximumWindowMs = 90 * 86_400_000;
+const unitMs = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `30s` ... `90d` in ms, or undefined when malformed or out of range. */
+export function parseWindow(text: string): number | undefined {
+  const match = /^([0-9]{1,9})([smhd])$/.exec(text);
+  if (match === null) return undefined;
+  const ms = Number(match[1]) * unitMs[match[2] as keyof typeof unitMs];
+  return ms >= minimumWindowMs && ms <= maximumWindowMs ? ms : undefined;
+}
+
+/** Aggregations over a field's value; `count` and `first_seen` concern the `by` key only. */
+const needsField = new Set(['sum', 'min', 'max', 'avg', 'distinct', 'last']);
+const numericAggregations = new Set(['sum', 'min', 'max', 'avg', 'last']);
+const numericTypes = new Set(['number', 'integer']);
+
+/**
+ * A feature ready for one event type: how to build its key and value from an event and whether
+ * the event counts.
+ */
+export interface FeatureProgram {
+  readonly name: string;
+  readonly counter: CounterSpec;
+  readonly by: readonly string[];
+  readonly field: string | undefined;
+  readonly filter: CompiledExpression | undefined;
+}
+
+/**
+ * Checks a definition against the tenant's event types: the field is required where the
+ * aggregation needs it (and numeric for sum/min/max/avg/last), every `by` field and the field
+ * exist in every listed event type, the window is 30s..90d, the filter compiles to bool in each
+ * event type. Returns every problem.
+ */
+export function checkFeature(
+  definition: FeatureInput,
+  eventTypeOf: (name: string) => EventTypeRecord | undefined,
+): FeatureIssue[] {
+  const issues: FeatureIssue[] = [];
+  const { aggregation, field } = definition;
+  if (parseWindow(definition.window) === undefined)
+    issues.push({ path: 'window', message: "must be a whole number of s, m, h or d from '30s' to '90d'" });
+  if (needsField.has(aggregation) && field === undefined)
+    issues.push({ path: 'field', message: `is required for '${aggregation}'` });
+  if (!needsField.has(aggregation) && field !== undefined)
+    issues.push({ path: 'field', message: `is not used by '${aggregation}'` });
+  if (new Set(definition.by).size !== definition.by.length)
+    issues.push({ path: 'by', message: 'names a field twice' });
+  if (new Set(definition.event_types).size !== definition.event_types.length)
+    issues.push({ path: 'event_types', message: 'names an event type twice' });
+  for (const typeName of definition.event_types) {
+    const eventType = eventTypeOf(typeName);
+    if (eventType === undefined) {
+      issues.push({ path: 'event_types', message: `'${typeName}' is not a defined event type` });
+      continue;
+    }
+    const fields = eventType.schema.fields;
+    for (const [index, name] of definition.by.entries()) {
+      const spec = fields[name];
+      if (spec === undefined)
+        issues.push({ path: `by.${index}`, message: `'${name}' is not a field of '${typeName}'` });
+      else if (spec.type === 'string_list')
+        issues.push({ path: `by.${index}`, message: `'${name}' is a list; group by a single value` });
+    }
+    if (field !== undefined) {
+      const spec = fields[field];
+      if (spec === undefined)
+        issues.push({ path: 'field', message: `'${field}' is not a field of '${typeName}'` });
+      else if (numericAggregations.has(aggregation) && !numericTypes.has(spec.type))
+        issues.push({ path: 'field', message: `'${aggregation}' needs a number or integer field` });
+      else if (spec.type === 'string_list')
+        issues.push({ path: 'field', message: `'${field}' is a list; aggregate a single value` });
+    }
+    if (definition.filter !== undefined) {
+      const compiled = compileFilter(definition.filter, eventType);
+      if (!compiled.ok) {
+        for (const error of compiled.errors)
+          issues.push({ path: 'filter', message: `in '${typeName}': ${error.message}` });
+      }
+    }
+  }
+  return issues;
+}
+
+function compileFilter(text: string, eventType: EventTypeRecord) {
+  const event: Record<string, EventTypeRecord['schema']['fields'][string]['type']> = {};
+  for (const [name, spec] of Object.entries(eventType.schema.fields)) event[name] = spec.type;
+  return compile(createEnvironment({ event }), text, { expectBoolean: true });
+}
+
+/** The identity of a feature version's state; a new version starts empty. */
+export function counterIdOf(record: Pick<FeatureRecord, 'tenantId' | 'name' | 'version'>): string {
+  return `${record.tenantId}\u0000${record.name}\u0000${record.version}`;
+}
+
+/**
+ * The program of a feature for one of its event types, or undefined when the definition no longer
+ * fits the event type (a field was removed or retyped since it was saved).
+ */
+export function featureProgram(
+  record: FeatureRecord,
+  eventType: EventTypeRecord,
+): FeatureProgram | undefined {
+  const definition = record.definition;
+  if (checkFeature({ ...definition, event_types: [eventType.name] }, () => eventType).length > 0)
+    return undefined;
+  let filter: CompiledExpression | undefined;
+  if (definition.filter !== undefined) {
+    const compiled = compileFilter(definition.filter, eventType);
+    if (!compiled.ok) return undefined;
+    filter = compiled.program;
+  }
+  return {
+    name: record.name,
+    counter: {
+      id: counterIdOf(record),
+      aggregation: definition.aggregation,
+      windowMs: parseWindow(definition.window) as number,
+    },
+    by: definition.by,
+    field: definition.field,
+    filter,
+  };
+}

@@ -1,0 +1,206 @@
+import type { DecisionContext, DecisionStage } from '../decision/decision-context.js';
+import type { CounterOperation, CounterStore } from '../ports/counter-store.js';
+import type { StoredEvent } from '../ports/decision-log.js';
+import type { EventHistory } from '../ports/event-history.js';
+import { type Logger, noopLogger } from '../ports/observability.js';
+import type { FeatureProgram } from './feature-definition.js';
+import { bucketsPerWindow } from './memory-counter-store.js';
+
+export interface FeatureServiceOptions {
+  store: CounterStore;
+  /** The stored events, for rebuilding after a restart and backfilling a new feature. */
+  history: EventHistory;
+  /** The features of a tenant's event type, compiled. */
+  programsOf: (tenantId: string, eventType: string) => readonly FeatureProgram[];
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** Where a feature's values come from right now. */
+export type FeatureStatus = 'ready' | 'backfilling' | 'failed';
+
+/** The operations of one event and the features they belong to (absent `by` fields leave one out). */
+interface EventOperations {
+  names: string[];
+  operations: CounterOperation[];
+}
+
+/**
+ * Real-time features. As a decision stage it updates every feature of the event's type with the
+ * event and reads their values (one batched store call), which rules see as `features.<name>`
+ * and the decision log stores with the decision. Reported events update features the same way.
+ *
+ * Every feature of the event type is computed, referenced by a serving policy or not: each must
+ * be updated anyway for its state to be right when a policy starts to use it, the read costs
+ * little beside the update, and the decision log then keeps every value for backtests.
+ */
+export class FeatureService implements DecisionStage {
+  readonly name = 'features';
+  readonly #store: CounterStore;
+  readonly #history: EventHistory;
+  readonly #programsOf: FeatureServiceOptions['programsOf'];
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  /** Counters being backfilled: live events count only from `since`, history before it. */
+  readonly #backfilling = new Map<string, number>();
+  readonly #failed = new Set<string>();
+
+  constructor(options: FeatureServiceOptions) {
+    this.#store = options.store;
+    this.#history = options.history;
+    this.#programsOf = options.programsOf;
+    this.#logger = options.logger ?? noopLogger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  run(context: DecisionContext): Promise<void> | undefined {
+    const programs = this.#programsOf(context.tenantId, context.event.type);
+    if (programs.length === 0) return undefined;
+    const batch = this.#operationsOf(programs, context.event, context.receivedAt);
+    return this.#store.apply(context.receivedAt, batch.operations).then((values) => {
+      context.features = valuesOf(batch, values);
+    });
+  }
+
+  /** Counts a reported event (`/v1/events`) that needs no decision. */
+  async observe(tenantId: string, event: StoredEvent, receivedAt: number): Promise<void> {
+    const programs = this.#programsOf(tenantId, event.type);
+    if (programs.length === 0) return;
+    const batch = this.#operationsOf(programs, event, receivedAt);
+    if (batch.operations.length > 0) await this.#store.apply(receivedAt, batch.operations);
+  }
+
+  /**
+   * Rebuilds every feature of the given tenants from the stored events of its window; run on start
+   * before traffic is taken. Every answered decision and accepted event is in the log before its
+   * answer, so nothing that was answered is lost, after SIGTERM or SIGKILL alike.
+   */
+  async rebuild(tenants: readonly { tenantId: string; longestWindowMs: number }[]): Promise<number> {
+    let replayed = 0;
+    for (const { tenantId, longestWindowMs } of tenants) {
+      if (longestWindowMs <= 0) continue;
+      const since = this.#now() - windowReach(longestWindowMs);
+      await this.#history.scan(tenantId, since, async (records) => {
+        for (const record of records) {
+          const programs = this.#programsOf(tenantId, record.event.type).filter(
+            (program) => record.createdAt >= this.#now() - windowReach(program.counter.windowMs),
+          );
+          if (programs.length === 0) continue;
+          const batch = this.#operationsOf(programs, record.event, record.createdAt, true);
+          if (batch.operations.length > 0) await this.#store.apply(record.createdAt, batch.operations);
+          replayed++;
+        }
+      });
+    }
+    return replayed;
+  }
+
+  /**
+   * Computes a new or changed feature from the stored events of its window. Live events count
+   * from the moment this is called; stored events before it are replayed, so none counts twice.
+   */
+  async backfill(tenantId: string, name: string, counterId: string, windowMs: number): Promise<void> {
+    const since = this.#now();
+    this.#backfilling.set(counterId, since);
+    this.#failed.delete(counterId);
+    try {
+      const programOf = (type: string) =>
+        this.#programsOf(tenantId, type).filter((program) => program.counter.id === counterId);
+      await this.#history.scan(tenantId, since - windowReach(windowMs), async (records) => {
+        for (const record of records) {
+          if (record.createdAt >= since) continue;
+          const programs = programOf(record.event.type);
+          if (programs.length === 0) continue;
+          const batch = this.#operationsOf(programs, record.event, record.createdAt, true);
+          if (batch.operations.length > 0) await this.#store.apply(record.createdAt, batch.operations);
+        }
+      });
+    } catch (error) {
+      this.#failed.add(counterId);
+      this.#logger.warn({ err: error, tenant: tenantId, feature: name }, 'feature backfill failed');
+    } finally {
+      this.#backfilling.delete(counterId);
+    }
+  }
+
+  status(counterId: string): FeatureStatus {
+    if (this.#backfilling.has(counterId)) return 'backfilling';
+    return this.#failed.has(counterId) ? 'failed' : 'ready';
+  }
+
+  /** Forgets the state of counters no longer defined. */
+  async drop(counterIds: readonly string[]): Promise<void> {
+    await this.#store.drop(counterIds);
+  }
+
+  #operationsOf(
+    programs: readonly FeatureProgram[],
+    event: StoredEvent,
+    receivedAt: number,
+    replay = false,
+  ): EventOperations {
+    const names: string[] = [];
+    const operations: CounterOperation[] = [];
+    const fields = event.fields;
+    let activation: { event: Record<string, unknown>; features: object; models: object } | undefined;
+    for (const program of programs) {
+      const key = keyOf(program.by, fields);
+      if (key === undefined) continue;
+      let update = true;
+      if (!replay) {
+        const since = this.#backfilling.get(program.counter.id);
+        // During a backfill, events before its start come from history, not from live traffic.
+        if (since !== undefined && receivedAt < since) update = false;
+      }
+      if (update && program.filter !== undefined) {
+        activation ??= {
+          event: { ...fields, type: event.type, id: event.id, timestamp: event.timestamp },
+          features: {},
+          models: {},
+        };
+        // A filter that errors (for example on an absent optional field) does not count the event.
+        const outcome = program.filter.evaluate(activation);
+        update = outcome === true;
+      }
+      let value: number | string | null = null;
+      if (program.field !== undefined) {
+        const raw = fields[program.field];
+        if (typeof raw === 'number') value = raw;
+        else if (typeof raw === 'string' || typeof raw === 'boolean') value = String(raw);
+        if (value === null) update = false;
+      }
+      names.push(program.name);
+      operations.push({ counter: program.counter, key, update, value });
+    }
+    return { names, operations };
+  }
+}
+
+/** How far back events can still count: the window plus the partly filled current bucket. */
+function windowReach(windowMs: number): number {
+  return windowMs + windowMs / bucketsPerWindow;
+}
+
+/** The group key of an event: its `by` values, or undefined when one is absent. */
+function keyOf(by: readonly string[], fields: Record<string, unknown>): string | undefined {
+  if (by.length === 1) {
+    const value = fields[by[0] as string];
+    return value === undefined || value === null ? undefined : String(value);
+  }
+  let key = '';
+  for (let index = 0; index < by.length; index++) {
+    const value = fields[by[index] as string];
+    if (value === undefined || value === null) return undefined;
+    key += index === 0 ? String(value) : `\u0000${String(value)}`;
+  }
+  return key;
+}
+
+function valuesOf(batch: EventOperations, values: readonly (number | null)[]): Record<string, unknown> {
+  const features: Record<string, unknown> = {};
+  for (let index = 0; index < batch.names.length; index++) {
+    const value = values[index];
+    if (value !== null && value !== undefined) features[batch.names[index] as string] = value;
+  }
+  return features;
+}

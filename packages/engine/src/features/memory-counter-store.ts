@@ -1,0 +1,439 @@
+import type { Aggregation, CounterOperation, CounterSpec, CounterStore } from '../ports/counter-store.js';
+import { SlidingHyperLogLog } from './sliding-hyperloglog.js';
+
+/** Buckets per window: a window is exact to 1/60 of its length. */
+export const bucketsPerWindow = 60;
+/** Ring slots: the window's buckets plus the current, partly filled one. */
+const slots = bucketsPerWindow + 1;
+/** Distinct values counted exactly per key; beyond, a sliding HyperLogLog estimates. */
+export const exactDistinctLimit = 1000;
+
+export interface MemoryCounterStoreOptions {
+  /** Distinct values kept exactly per key before switching to HyperLogLog. */
+  exactDistinctLimit?: number;
+}
+
+/** The bucket an instant falls in, for a window. */
+export function bucketOf(at: number, windowMs: number): number {
+  return Math.floor(at / (windowMs / bucketsPerWindow));
+}
+
+type Column = Float64Array | Uint32Array;
+
+/**
+ * Bucketed rings of every key of one bucketed aggregation, in a few typed arrays shared by all
+ * keys (one row per key), so a key costs a row of numbers and a map entry, not objects.
+ * Row `r` holds buckets `latest[r] - 60 .. latest[r]`, bucket `b` in slot `b % 61`.
+ */
+class BucketTable {
+  readonly #rows = new Map<string, number>();
+  #keys: (string | undefined)[] = [];
+  #latest = new Float64Array(0);
+  readonly #columns: Column[];
+  /** Per row, the sum of each additive column over the ring, so a read needs no loop. */
+  #totals: Float64Array[];
+  readonly #additive: boolean[];
+  readonly #empty: number[];
+  readonly #width: number;
+  #free: number[] = [];
+  #capacity = 0;
+  #cursor = 0;
+
+  constructor(
+    readonly spec: CounterSpec,
+    kinds: ('u32' | 'f64')[],
+    empty: number[],
+    width: number,
+    additive: boolean[],
+  ) {
+    this.#columns = kinds.map((kind) => (kind === 'u32' ? new Uint32Array(0) : new Float64Array(0)));
+    this.#additive = additive;
+    this.#totals = kinds.map(() => new Float64Array(0));
+    this.#empty = empty;
+    this.#width = width;
+  }
+
+  get size(): number {
+    return this.#rows.size;
+  }
+
+  /**
+   * The row of a key; for an update it is created if absent and advanced to `bucket` (slots of
+   * buckets that left the ring cleared). Reads change nothing, so a key only read still expires.
+   */
+  row(key: string, bucket: number, update: boolean): number | undefined {
+    let row = this.#rows.get(key);
+    if (row === undefined) {
+      if (!update) return undefined;
+      row = this.#allocate(key, bucket);
+    }
+    const latest = this.#latest[row] as number;
+    if (update && bucket > latest) {
+      const width = this.#width;
+      if (width === 1) {
+        if (bucket - latest > bucketsPerWindow) this.#clear(row);
+      } else {
+        const first = Math.max(latest + 1, bucket - slots + 1);
+        for (let b = first; b <= bucket; b++) this.#clearSlot(row * width + (b % slots));
+      }
+      this.#latest[row] = bucket;
+    }
+    return row;
+  }
+
+  column(index: number): Column {
+    return this.#columns[index] as Column;
+  }
+
+  /** Adds to one slot of an additive column, keeping the row's total. */
+  add(column: number, row: number, offset: number, amount: number): void {
+    const values = this.#columns[column] as Column;
+    values[offset] = (values[offset] as number) + amount;
+    const totals = this.#totals[column] as Float64Array;
+    totals[row] = (totals[row] as number) + amount;
+  }
+
+  /**
+   * The sum of an additive column over the window ending at `bucket`: the row's total less the
+   * slots that left the window since the row's newest bucket.
+   */
+  windowTotal(column: number, row: number, bucket: number): number {
+    const latest = this.#latest[row] as number;
+    const values = this.#columns[column] as Column;
+    const base = row * this.#width;
+    if (bucket < latest) {
+      let total = 0;
+      for (let b = latest - bucketsPerWindow; b <= bucket; b++) total += values[base + (b % slots)] as number;
+      return total;
+    }
+    if (bucket - latest >= slots) return 0;
+    let total = (this.#totals[column] as Float64Array)[row] as number;
+    for (let b = latest - bucketsPerWindow; b < bucket - bucketsPerWindow; b++)
+      total -= values[base + (b % slots)] as number;
+    return total;
+  }
+
+  latest(row: number): number {
+    return this.#latest[row] as number;
+  }
+
+  /** Frees up to `budget` rows whose newest bucket left the window. */
+  sweep(bucket: number, budget: number): void {
+    for (let step = 0; step < budget && this.#capacity > 0; step++) {
+      if (this.#cursor >= this.#capacity) this.#cursor = 0;
+      const row = this.#cursor++;
+      const key = this.#keys[row];
+      if (key !== undefined && (this.#latest[row] as number) < bucket - bucketsPerWindow) {
+        this.#rows.delete(key);
+        this.#keys[row] = undefined;
+        this.#free.push(row);
+      }
+    }
+  }
+
+  #allocate(key: string, bucket: number): number {
+    let row = this.#free.pop();
+    if (row === undefined) {
+      if (this.#rows.size >= this.#capacity) this.#grow();
+      row = this.#rows.size;
+    }
+    this.#rows.set(key, row);
+    this.#keys[row] = key;
+    this.#clear(row);
+    this.#latest[row] = bucket;
+    return row;
+  }
+
+  #clear(row: number): void {
+    for (let slot = 0; slot < this.#width; slot++) this.#clearSlot(row * this.#width + slot);
+    for (const totals of this.#totals) totals[row] = 0;
+  }
+
+  #clearSlot(index: number): void {
+    const row = Math.floor(index / this.#width);
+    for (let column = 0; column < this.#columns.length; column++) {
+      const values = this.#columns[column] as Column;
+      if (this.#additive[column] === true) {
+        const totals = this.#totals[column] as Float64Array;
+        totals[row] = (totals[row] as number) - (values[index] as number);
+      }
+      values[index] = this.#empty[column] as number;
+    }
+  }
+
+  #grow(): void {
+    const capacity = Math.max(64, this.#capacity * 2);
+    for (let index = 0; index < this.#columns.length; index++) {
+      const old = this.#columns[index] as Column;
+      const grown =
+        old instanceof Uint32Array
+          ? new Uint32Array(capacity * this.#width)
+          : new Float64Array(capacity * this.#width);
+      grown.set(old);
+      this.#columns[index] = grown;
+    }
+    const latest = new Float64Array(capacity);
+    latest.set(this.#latest);
+    this.#latest = latest;
+    this.#totals = this.#totals.map((old) => {
+      const grown = new Float64Array(capacity);
+      grown.set(old);
+      return grown;
+    });
+    this.#capacity = capacity;
+  }
+}
+
+interface DistinctState {
+  /** Value → newest bucket it was seen in, oldest first (re-inserted on every sighting). */
+  exact: Map<string, number> | undefined;
+  sketch: SlidingHyperLogLog | undefined;
+  latest: number;
+}
+
+/** Distinct values per key: exact up to a limit, then a sliding HyperLogLog. */
+class DistinctTable {
+  readonly keys = new Map<string, DistinctState>();
+  #sweeper: Iterator<[string, DistinctState]> | undefined;
+
+  constructor(
+    readonly spec: CounterSpec,
+    readonly limit: number,
+  ) {}
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  add(key: string, value: string, bucket: number): void {
+    let state = this.keys.get(key);
+    if (state === undefined || state.latest < bucket - bucketsPerWindow) {
+      state = { exact: new Map(), sketch: undefined, latest: bucket };
+      this.keys.set(key, state);
+    }
+    state.latest = Math.max(state.latest, bucket);
+    if (state.sketch !== undefined) {
+      state.sketch.add(value, bucket);
+      return;
+    }
+    const exact = state.exact as Map<string, number>;
+    exact.delete(value);
+    exact.set(value, Math.max(bucket, state.latest));
+    if (exact.size > this.limit) {
+      prune(exact, bucket);
+      if (exact.size > this.limit) {
+        const sketch = new SlidingHyperLogLog(bucket - bucketsPerWindow);
+        for (const [seen, at] of exact) sketch.add(seen, at);
+        state.sketch = sketch;
+        state.exact = undefined;
+      }
+    }
+  }
+
+  read(key: string, bucket: number): number {
+    const state = this.keys.get(key);
+    if (state === undefined || state.latest < bucket - bucketsPerWindow) return 0;
+    if (state.sketch !== undefined) return state.sketch.estimate(bucket - bucketsPerWindow);
+    const exact = state.exact as Map<string, number>;
+    prune(exact, bucket);
+    return exact.size;
+  }
+
+  sweep(bucket: number, budget: number): void {
+    for (let step = 0; step < budget; step++) {
+      this.#sweeper ??= this.keys.entries();
+      const next = this.#sweeper.next();
+      if (next.done === true) {
+        this.#sweeper = undefined;
+        return;
+      }
+      const [key, state] = next.value;
+      if (state.latest < bucket - bucketsPerWindow) this.keys.delete(key);
+    }
+  }
+}
+
+/** Drops the values that left the window; the map is oldest first. */
+function prune(exact: Map<string, number>, bucket: number): void {
+  for (const [value, seen] of exact) {
+    if (seen >= bucket - bucketsPerWindow) return;
+    exact.delete(value);
+  }
+}
+
+type Table = BucketTable | DistinctTable;
+
+interface TableShape {
+  kinds: ('u32' | 'f64')[];
+  empty: number[];
+  width: number;
+  additive: boolean[];
+}
+
+const tableShapes: Record<Exclude<Aggregation, 'distinct'>, TableShape> = {
+  count: { kinds: ['u32'], empty: [0], width: slots, additive: [true] },
+  sum: { kinds: ['f64'], empty: [0], width: slots, additive: [true] },
+  avg: { kinds: ['u32', 'f64'], empty: [0, 0], width: slots, additive: [true, true] },
+  min: { kinds: ['f64'], empty: [Number.POSITIVE_INFINITY], width: slots, additive: [false] },
+  max: { kinds: ['f64'], empty: [Number.NEGATIVE_INFINITY], width: slots, additive: [false] },
+  first_seen: { kinds: ['f64'], empty: [Number.POSITIVE_INFINITY], width: slots, additive: [false] },
+  // `last` needs no buckets: the newest value and when it came.
+  last: {
+    kinds: ['f64', 'f64'],
+    empty: [Number.NaN, Number.NEGATIVE_INFINITY],
+    width: 1,
+    additive: [false, false],
+  },
+};
+
+/**
+ * The in-process counter store: sliding windows of 60 buckets (plus the current one) per key, so
+ * a key costs O(60) numbers whatever its traffic, and a window is exact to 1/60 of its length: an
+ * event counts for at least the window and at most one bucket more. Idle keys are freed
+ * incrementally, a few rows per call, never in one long sweep.
+ */
+export class MemoryCounterStore implements CounterStore {
+  readonly #tables = new Map<string, Table>();
+  readonly #exactDistinctLimit: number;
+  #sweepCursor: Iterator<Table> | undefined;
+
+  constructor(options: MemoryCounterStoreOptions = {}) {
+    this.#exactDistinctLimit = options.exactDistinctLimit ?? exactDistinctLimit;
+  }
+
+  async apply(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]> {
+    return this.applyNow(at, operations);
+  }
+
+  /** `apply` without the promise, for callers in process (replay, benchmarks). */
+  applyNow(at: number, operations: readonly CounterOperation[]): (number | null)[] {
+    const results: (number | null)[] = new Array(operations.length);
+    for (let index = 0; index < operations.length; index++) {
+      const operation = operations[index] as CounterOperation;
+      const table = this.#table(operation.counter);
+      const bucket = bucketOf(at, operation.counter.windowMs);
+      results[index] =
+        table instanceof DistinctTable
+          ? distinct(table, operation, bucket)
+          : bucketed(table, operation, at, bucket);
+      table.sweep(bucket, 2);
+    }
+    return results;
+  }
+
+  async drop(counterIds: readonly string[]): Promise<void> {
+    for (const id of counterIds) this.#tables.delete(id);
+  }
+
+  /**
+   * Frees idle keys of up to `budget` rows across all counters, round robin; call it now and then
+   * so counters that stopped receiving events release their memory too.
+   */
+  expire(at: number, budget = 10_000): void {
+    let left = budget;
+    while (left > 0 && this.#tables.size > 0) {
+      this.#sweepCursor ??= this.#tables.values();
+      const next = this.#sweepCursor.next();
+      if (next.done === true) {
+        this.#sweepCursor = undefined;
+        return;
+      }
+      const table = next.value;
+      const share = Math.min(left, 1000);
+      table.sweep(bucketOf(at, table.spec.windowMs), share);
+      left -= share;
+    }
+  }
+
+  /** Keys holding state, over all counters (for tests and metrics). */
+  keyCount(): number {
+    let keys = 0;
+    for (const table of this.#tables.values()) keys += table.size;
+    return keys;
+  }
+
+  #table(spec: CounterSpec): Table {
+    let table = this.#tables.get(spec.id);
+    if (table === undefined) {
+      if (spec.aggregation === 'distinct') table = new DistinctTable(spec, this.#exactDistinctLimit);
+      else {
+        const shape = tableShapes[spec.aggregation];
+        table = new BucketTable(spec, shape.kinds, shape.empty, shape.width, shape.additive);
+      }
+      this.#tables.set(spec.id, table);
+    }
+    return table;
+  }
+}
+
+function distinct(table: DistinctTable, operation: CounterOperation, bucket: number): number {
+  if (operation.update && operation.value !== null) table.add(operation.key, String(operation.value), bucket);
+  return table.read(operation.key, bucket);
+}
+
+function bucketed(
+  table: BucketTable,
+  operation: CounterOperation,
+  at: number,
+  bucket: number,
+): number | null {
+  const aggregation = operation.counter.aggregation;
+  const value = typeof operation.value === 'number' ? operation.value : Number.NaN;
+  const updates =
+    operation.update && (aggregation === 'count' || aggregation === 'first_seen' || !Number.isNaN(value));
+  const row = table.row(operation.key, bucket, updates);
+  if (row === undefined) return aggregation === 'count' || aggregation === 'sum' ? 0 : null;
+  const latest = table.latest(row);
+  if (aggregation === 'last') {
+    const values = table.column(0);
+    const times = table.column(1);
+    if (updates && at >= (times[row] as number)) {
+      values[row] = value;
+      times[row] = at;
+    }
+    return bucketOf(times[row] as number, operation.counter.windowMs) >= bucket - bucketsPerWindow
+      ? (values[row] as number)
+      : null;
+  }
+  // An update older than the ring (a clock step back) is too old to count.
+  const offset = updates && bucket > latest - slots ? row * slots + (bucket % slots) : -1;
+  const first = Math.max(bucket, latest) - bucketsPerWindow;
+  const last = Math.min(bucket, latest);
+  const base = row * slots;
+  switch (aggregation) {
+    case 'count':
+      if (offset >= 0) table.add(0, row, offset, 1);
+      return table.windowTotal(0, row, bucket);
+    case 'sum':
+      if (offset >= 0) table.add(0, row, offset, value);
+      return table.windowTotal(0, row, bucket);
+    case 'avg': {
+      if (offset >= 0) {
+        table.add(0, row, offset, 1);
+        table.add(1, row, offset, value);
+      }
+      const count = table.windowTotal(0, row, bucket);
+      return count === 0 ? null : table.windowTotal(1, row, bucket) / count;
+    }
+    case 'min':
+    case 'first_seen': {
+      const mins = table.column(0);
+      const sample = aggregation === 'min' ? value : at;
+      if (offset >= 0 && sample < (mins[offset] as number)) mins[offset] = sample;
+      let least = Number.POSITIVE_INFINITY;
+      for (let b = first; b <= last; b++) least = Math.min(least, mins[base + (b % slots)] as number);
+      if (least === Number.POSITIVE_INFINITY) return null;
+      // first_seen: seconds since the key's earliest event in the window.
+      return aggregation === 'min' ? least : Math.max(0, at - least) / 1000;
+    }
+    case 'max': {
+      const maxes = table.column(0);
+      if (offset >= 0 && value > (maxes[offset] as number)) maxes[offset] = value;
+      let most = Number.NEGATIVE_INFINITY;
+      for (let b = first; b <= last; b++) most = Math.max(most, maxes[base + (b % slots)] as number);
+      return most === Number.NEGATIVE_INFINITY ? null : most;
+    }
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,43 @@
+/** The aggregations a feature can compute (SPEC §1). */
+export const aggregations = ['count', 'sum', 'distinct', 'min', 'max', 'avg', 'last', 'first_seen'] as const;
+export type Aggregation = (typeof aggregations)[number];
+
+/**
+ * The state one feature keeps: its identity and how it aggregates. A changed definition gets a new
+ * `id`, so its state starts empty instead of mixing two definitions.
+ */
+export interface CounterSpec {
+  readonly id: string;
+  readonly aggregation: Aggregation;
+  /** Length of the sliding window, ms. */
+  readonly windowMs: number;
+}
+
+/** One feature of one event: add the event's value under `key` (when `update`), then read. */
+export interface CounterOperation {
+  readonly counter: CounterSpec;
+  /** The group key built from the feature's `by` fields. */
+  readonly key: string;
+  /** False when the event does not count (its filter is false or the aggregated field is absent). */
+  readonly update: boolean;
+  /** Number for sum/min/max/avg/last, string for distinct; ignored by count and first_seen. */
+  readonly value: number | string | null;
+}
+
+/**
+ * Sliding-window aggregates by (feature, key).
+ *
+ * Contract:
+ * - `apply` first adds every operation with `update` at time `at` (epoch ms), then reads every
+ *   operation's value, so a read includes the current event. `results[i]` belongs to
+ *   `operations[i]`; it is null when the key has nothing in the window. One call per event, so an
+ *   adapter over a network store makes one round trip.
+ * - A window is exact to its bucket (see the adapter): an event counts for at least the window and
+ *   at most one bucket longer.
+ * - A key that receives nothing for its window holds no state afterwards.
+ * - `drop` forgets every key of the given counters (a deleted or changed feature).
+ */
+export interface CounterStore {
+  apply(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]>;
+  drop(counterIds: readonly string[]): Promise<void>;
+}
