@@ -61,6 +61,11 @@ export const ConfigSchema = Type.Object({
     description:
       '`normal`: a decision is durable against a crash of the process; `full`: also against power loss (fsync per batch).',
   }),
+  VIGIL_IP_DATA: literalUnion(['packaged', 'off'], {
+    default: 'packaged',
+    description:
+      '`packaged`: load the IP country/ASN data shipped with the enrichment package in a worker after start; `off`: `ip_info` knows only private addresses.',
+  }),
   VIGIL_SHUTDOWN_DELAY_MS: Type.Integer({
     minimum: 0,
     maximum: 60_000,

@@ -17,17 +17,21 @@ import { VigilError } from '@vigil/protocol';
 /** A refused entry of a bulk write: its CSV line (1-based) or JSON index (0-based), value and why. */
 export type RejectedEntry = ({ line: number } | { index: number }) & { value: unknown; message: string };
 
-/** Entries of a bulk write, checked: the ones to store (last one wins per value) and the refused ones. */
-export interface ParsedEntries {
-  entries: RawEntry[];
-  rejected: RejectedEntry[];
-}
+/** Receives each well-formed entry of a bulk write; `position` is its JSON index or CSV line. */
+export type EntryVisitor = (
+  position: number,
+  value: unknown,
+  ttlSeconds: number | undefined,
+  note: string | undefined,
+) => void;
 
-interface RawEntry {
-  where: { line: number } | { index: number };
-  value: unknown;
-  ttlSeconds: number | undefined;
-  note: string | undefined;
+/**
+ * The body of a bulk write, read in one pass with no intermediate array: well-formed entries go to
+ * the visitor, malformed ones into `rejected`.
+ */
+export interface EntryReader {
+  readonly position: 'index' | 'line';
+  read(visit: EntryVisitor, rejected: RejectedEntry[]): void;
 }
 
 const maxTtlSeconds = 10 * 365 * 24 * 3600;
@@ -59,15 +63,17 @@ export function entryView(entry: ListEntry, now: number) {
 }
 
 /** Entries of a JSON body: an array of `{ value, ttl_seconds?, note? }`. */
-export function parseJsonEntries(body: unknown): ParsedEntries {
+export function parseJsonEntries(body: unknown): EntryReader {
   if (!Array.isArray(body)) {
     throw new VigilError('invalid_request', {
       message: 'The body must be a JSON array of entries `[{ value, ttl_seconds, note }]`.',
       details: [{ path: '', message: 'must be an array' }],
     });
   }
-  const entries: RawEntry[] = [];
-  const rejected: RejectedEntry[] = [];
+  return { position: 'index', read: (visit, rejected) => readJson(body, visit, rejected) };
+}
+
+function readJson(body: unknown[], visit: EntryVisitor, rejected: RejectedEntry[]): void {
   for (let index = 0; index < body.length; index++) {
     const item = body[index] as unknown;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -96,14 +102,8 @@ export function parseJsonEntries(body: unknown): ParsedEntries {
       rejected.push({ index, value: record.value, message: 'note must be a string' });
       continue;
     }
-    entries.push({
-      where: { index },
-      value: record.value,
-      ttlSeconds: ttl ?? undefined,
-      note: note ?? undefined,
-    });
+    visit(index, record.value, ttl ?? undefined, note ?? undefined);
   }
-  return { entries, rejected };
 }
 
 /**
@@ -144,9 +144,11 @@ function csvFields(line: string): string[] | undefined {
 }
 
 /** Entries of a CSV body: `value,ttl_seconds,note` per line, with an optional header line. */
-export function parseCsvEntries(text: string): ParsedEntries {
-  const entries: RawEntry[] = [];
-  const rejected: RejectedEntry[] = [];
+export function parseCsvEntries(text: string): EntryReader {
+  return { position: 'line', read: (visit, rejected) => readCsv(text, visit, rejected) };
+}
+
+function readCsv(text: string, visit: EntryVisitor, rejected: RejectedEntry[]): void {
   let start = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   for (let line = 1; start < text.length; line++) {
     let end = text.indexOf('\n', start);
@@ -173,9 +175,8 @@ export function parseCsvEntries(text: string): ParsedEntries {
         continue;
       }
     }
-    entries.push({ where: { line }, value, ttlSeconds, note: note === '' ? undefined : note });
+    visit(line, value, ttlSeconds, note === '' ? undefined : note);
   }
-  return { entries, rejected };
 }
 
 /** The CSV form of an exported entry. */
@@ -285,34 +286,30 @@ export class ListAdmin {
   }
 
   /** Upserts checked entries; every refused one is reported, the others are stored. */
-  async addEntries(actor: string, tenantId: string, name: string, parsed: ParsedEntries) {
+  async addEntries(actor: string, tenantId: string, name: string, body: EntryReader) {
     const definition = await this.definition(tenantId, name);
-    const rejected = [...parsed.rejected];
+    const rejected: RejectedEntry[] = [];
     const now = this.now();
     const byValue = new Map<string, ListEntry>();
-    for (const raw of parsed.entries) {
-      const reject = (message: string) => rejected.push({ ...raw.where, value: raw.value, message });
-      const normalised = normaliseListValue(definition.type, raw.value);
+    const reject = (position: number, value: unknown, message: string) =>
+      rejected.push({ [body.position]: position, value, message } as RejectedEntry);
+    body.read((position, value, ttl, note) => {
+      const normalised = normaliseListValue(definition.type, value);
       if (!normalised.ok) {
-        reject(`value ${normalised.message}`);
-        continue;
+        reject(position, value, `value ${normalised.message}`);
+      } else if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds)) {
+        reject(position, value, `ttl_seconds must be an integer from 1 to ${maxTtlSeconds}`);
+      } else if (note !== undefined && note.length > maxNoteLength) {
+        reject(position, value, `note is longer than ${maxNoteLength} characters`);
+      } else {
+        byValue.set(normalised.value, {
+          value: normalised.value,
+          expiresAt: ttl === undefined ? null : now + ttl * 1000,
+          note: note ?? null,
+          updatedAt: now,
+        });
       }
-      const ttl = raw.ttlSeconds;
-      if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds)) {
-        reject(`ttl_seconds must be an integer from 1 to ${maxTtlSeconds}`);
-        continue;
-      }
-      if (raw.note !== undefined && raw.note.length > maxNoteLength) {
-        reject(`note is longer than ${maxNoteLength} characters`);
-        continue;
-      }
-      byValue.set(normalised.value, {
-        value: normalised.value,
-        expiresAt: ttl === undefined ? null : now + ttl * 1000,
-        note: raw.note ?? null,
-        updatedAt: now,
-      });
-    }
+    }, rejected);
     const result = await this.lists.putEntries(tenantId, name, [...byValue.values()]);
     rejected.sort((a, b) => ('line' in a ? a.line : a.index) - ('line' in b ? b.line : b.index));
     const counts = { added: result.added, updated: result.updated, rejected: rejected.length };

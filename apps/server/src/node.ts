@@ -64,11 +64,19 @@ export async function createNode(
     path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
     sync: config.VIGIL_DECISION_LOG_SYNC,
   });
-  // The IP database takes 1–3 s to parse: it loads in a worker thread while the node already serves;
+  // The IP database takes 1–3 s to parse: it loads in a worker thread, started once the node is ready
+  // (on a busy 2-core host the parse would otherwise slow startup), while the node already serves;
   // until it arrives `ip_info` knows only private addresses (rules on country/ASN take `on_missing`).
   const ipDatabaseLoad = new AbortController();
-  const ipDatabaseStartedAt = performance.now();
-  const ipDatabase = loadIpDatabaseInWorker({}, { signal: ipDatabaseLoad.signal });
+  let ipDatabaseStartedAt = 0;
+  let startIpDatabaseLoad = () => {};
+  const ipDatabase = new Promise<void>((resolve) => {
+    startIpDatabaseLoad = resolve;
+  }).then(() => {
+    ipDatabaseStartedAt = performance.now();
+    if (config.VIGIL_IP_DATA === 'off') throw new Error('IP data is off (VIGIL_IP_DATA=off)');
+    return loadIpDatabaseInWorker({}, { signal: ipDatabaseLoad.signal });
+  });
   ipDatabase.then(
     (database) =>
       logger.info(
@@ -76,7 +84,7 @@ export async function createNode(
         'IP database loaded',
       ),
     (error: unknown) => {
-      if (!ipDatabaseLoad.signal.aborted) {
+      if (!ipDatabaseLoad.signal.aborted && config.VIGIL_IP_DATA !== 'off') {
         logger.error({ err: error }, 'IP database failed to load; serving without IP data');
       }
     },
@@ -158,6 +166,7 @@ export async function createNode(
   });
   await app.ready();
   state.ready = true;
+  startIpDatabaseLoad();
 
   let closing: Promise<void> | undefined;
   const close = () => {

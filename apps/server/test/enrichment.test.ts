@@ -5,7 +5,7 @@ let node: TestNode;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  node = await startTestNode();
+  node = await startTestNode({ VIGIL_IP_DATA: 'packaged' });
   tenant = await node.tenant();
 });
 afterAll(async () => {

@@ -26,7 +26,14 @@ export interface NodeProcess {
 export async function startProcess(env: Record<string, string>): Promise<NodeProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [mainScript], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', VIGIL_LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      VIGIL_LOG_LEVEL: 'warn',
+      VIGIL_IP_DATA: 'off',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

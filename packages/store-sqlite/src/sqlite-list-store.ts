@@ -149,7 +149,8 @@ export class SqliteListStore implements ListStore, LocalListIndex {
       const id = this.#ids.get(key(tenantId, name));
       const list = this.indexes.get(tenantId, name);
       if (id === undefined || list === undefined) throw new Error(`no list '${name}'`);
-      const chunk = entries.slice(start, start + this.#chunkSize);
+      // In key order, each chunk's inserts walk the B-tree pages in order instead of at random.
+      const chunk = entries.slice(start, start + this.#chunkSize).sort(byValue);
       const { upsertEntry, upsertEntries } = this.#statements;
       this.#db.transaction(() => {
         const parameters: unknown[] = new Array(rowsPerStatement * 5);
@@ -236,6 +237,10 @@ export class SqliteListStore implements ListStore, LocalListIndex {
       .iterate(now) as IterableIterator<Row>;
     for (const [listId, value, expiresAt] of rows) byId.get(listId)?.index.set(value, expiresAt, now);
   }
+}
+
+function byValue(a: ListEntry, b: ListEntry): number {
+  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
 
 function key(tenantId: string, name: string): string {

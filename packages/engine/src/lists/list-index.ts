@@ -1,4 +1,5 @@
 import {
+  formatIpRange,
   type IpRange,
   type ListValueType,
   maskWords,
@@ -77,8 +78,14 @@ export class ListIndex {
   /** Whether a value given by a rule matches a live entry; an IP matches the ranges containing it. */
   matches(raw: unknown, now: number): boolean {
     if (this.type === 'ip' && typeof raw === 'string' && !raw.includes('/')) {
-      const address = parseIp(raw.trim());
-      return address !== undefined && this.#matchesAddress(address, now);
+      const text = raw.trim();
+      const address = parseIp(text);
+      if (address === undefined) return false;
+      // Single IPv4 addresses are only in the exact map, under their canonical text.
+      if (address.version === 4 && this.hasLive(parseIpv4(text) >= 0 ? text : formatIpRange(address), now)) {
+        return true;
+      }
+      return this.#matchesAddress(address, now);
     }
     const normalised = normaliseListValue(this.type, raw);
     return normalised.ok && this.hasLive(normalised.value, now);
@@ -126,11 +133,8 @@ export class ListIndex {
   }
 
   #addRange(value: string): void {
-    const v4 = parseIpv4(value);
-    if (v4 >= 0) {
-      this.#v4Network(128).set(v4, value);
-      return;
-    }
+    // A single IPv4 address needs no range entry: lookups find it in the exact map.
+    if (parseIpv4(value) >= 0) return;
     const range = parseIpOrRange(value);
     if (typeof range === 'string') return;
     if (range.version === 4) {
@@ -157,9 +161,8 @@ export class ListIndex {
   }
 
   #removeRange(value: string): void {
-    const v4 = parseIpv4(value);
-    const range =
-      v4 >= 0 ? ({ words: [0, 0, 0xffff, v4], prefixBits: 128, version: 4 } as const) : parseIpOrRange(value);
+    if (parseIpv4(value) >= 0) return;
+    const range = parseIpOrRange(value);
     if (typeof range === 'string') return;
     if (range.version === 4) {
       const byNetwork = this.#v4.get(range.prefixBits);
