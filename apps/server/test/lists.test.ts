@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { SqliteListStore } from '@vigil/store-sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminToken, startTestNode, type TestNode, type TestTenant } from './harness.js';
 import { expectError, raw } from './support.js';
@@ -254,6 +256,27 @@ describe('list entries', () => {
       rejected: 1,
     });
     expect(ours[0]?.actor).toBe(`key:${tenant.keyId}`);
+  });
+});
+
+describe('tenant deletion', () => {
+  it("removes the tenant's lists and entries from lists.db", async () => {
+    const other = await node.tenant('short-lived');
+    const put = await node.as(other.apiKey, 'PUT', '/v1/manage/lists/doomed', { kind: 'block', type: 'ip' });
+    expect(put.statusCode).toBe(201);
+    await node.as(other.apiKey, 'POST', '/v1/manage/lists/doomed/entries', [{ value: '192.0.2.1' }]);
+    // What a node starting on this data dir would load.
+    const stored = async () => {
+      const store = new SqliteListStore({ path: join(node.dataDir, 'lists.db'), sweepIntervalMs: 0 });
+      try {
+        return { lists: (await store.lists(other.id)).length, entries: await store.size(other.id, 'doomed') };
+      } finally {
+        await store.close();
+      }
+    };
+    expect(await stored()).toEqual({ lists: 1, entries: 1 });
+    expect((await node.admin('DELETE', `/v1/admin/tenants/${other.id}`)).statusCode).toBe(204);
+    expect(await stored()).toEqual({ lists: 0, entries: 0 });
   });
 });
 
