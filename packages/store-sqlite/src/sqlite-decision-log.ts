@@ -24,6 +24,13 @@ const writerScript = new URL(
   import.meta.url,
 );
 
+/**
+ * Batches posted to the writer before the first is acknowledged. More than one keeps the writer
+ * busy while this thread answers the last batch's requests; a few are enough, since the writer
+ * commits them one after another.
+ */
+const maxBatchesInFlight = 4;
+
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export interface SqliteDecisionLogOptions {
@@ -185,7 +192,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight > 0) return;
+    if (this.#scheduled || this.#inFlight >= maxBatchesInFlight) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -193,9 +200,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     });
   }
 
-  /** Sends the queued rows as one batch; the next batch waits for its commit, so batches grow under load. */
+  /** Sends the queued rows as one batch; with `maxBatchesInFlight` posted, later rows wait and batches grow under load. */
   #send(): void {
-    if (this.#rows.length === 0 || this.#inFlight > 0) return;
+    if (this.#rows.length === 0 || this.#inFlight >= maxBatchesInFlight) return;
     const rows = this.#rows.length <= this.#maxBatch ? this.#rows : this.#rows.slice(0, this.#maxBatch);
     const waiting = this.#waiting.slice(0, rows.length);
     this.#rows = rows === this.#rows ? [] : this.#rows.slice(rows.length);

@@ -71,20 +71,44 @@ function start(options: WriterOptions): void {
   let pendingEntities: [tenantId: string, entity: string, createdAt: number, seq: number | bigint][] = [];
   let lastSeq: number | bigint = 0;
   let timer: NodeJS.Timeout | undefined;
-  const flushEntities = db.transaction(() => {
-    for (const row of pendingEntities) insertEntity.run(row[0], row[1], row[2], row[3]);
-    setIndexed.run(lastSeq);
-    pendingEntities = [];
+  // One chunk per transaction, so a record batch arriving meanwhile waits for at most one chunk.
+  const chunkRows = 2_000;
+  const flushChunk = db.transaction(() => {
+    const chunk = pendingEntities.length <= chunkRows ? pendingEntities : pendingEntities.slice(0, chunkRows);
+    for (const row of chunk) insertEntity.run(row[0], row[1], row[2], row[3]);
+    pendingEntities = chunk === pendingEntities ? [] : pendingEntities.slice(chunk.length);
+    // Complete up to the last record whose every entity is written.
+    const next = pendingEntities[0];
+    setIndexed.run(next === undefined ? lastSeq : BigInt(next[3]) - 1n);
   });
+  /** Writes every pending index row now (before a search, on close). */
+  const flushEntities = () => {
+    while (pendingEntities.length > 0) flushChunk();
+  };
+  let draining = false;
+  /** Writes pending index rows chunk by chunk, letting record batches in between. */
+  const drainSoon = () => {
+    if (draining) return;
+    draining = true;
+    const step = () => {
+      if (pendingEntities.length === 0) {
+        draining = false;
+        return;
+      }
+      flushChunk();
+      setImmediate(step);
+    };
+    setImmediate(step);
+  };
   const indexSoon = () => {
     if (pendingEntities.length >= 20_000) {
       clearTimeout(timer);
       timer = undefined;
-      flushEntities();
+      drainSoon();
     } else {
       timer ??= setTimeout(() => {
         timer = undefined;
-        flushEntities();
+        drainSoon();
       }, 250);
     }
   };
