@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   type ApiKeyRecord,
-  type AuditEntry,
   type ConfigRegistry,
   type ConfigStore,
   compilePolicy,
@@ -24,6 +23,7 @@ import {
   type TenantPatch,
   VigilError,
 } from '@vigil/protocol';
+import { auditEntry } from './audit.js';
 import { randomToken, type SecretBox, sha256 } from './secrets.js';
 
 /** What a new key's creator is shown, once. */
@@ -112,7 +112,10 @@ export class ControlPlane {
       createdAt: now,
       updatedAt: now,
     };
-    await this.store.putTenant(tenant, audit(actor, tenant.id, 'tenant.create', tenant.id, null, tenant));
+    await this.store.putTenant(
+      tenant,
+      auditEntry(actor, tenant.id, 'tenant.create', tenant.id, null, tenant),
+    );
     this.registry.putTenant(tenant);
     return tenant;
   }
@@ -123,14 +126,17 @@ export class ControlPlane {
     if (patch.name !== undefined) after.name = patch.name;
     if (patch.rate_limit !== undefined) after.rateLimit = patch.rate_limit;
     if (patch.max_concurrency !== undefined) after.maxConcurrency = patch.max_concurrency;
-    await this.store.putTenant(after, audit(actor, tenantId, 'tenant.update', tenantId, before, after));
+    await this.store.putTenant(after, auditEntry(actor, tenantId, 'tenant.update', tenantId, before, after));
     this.registry.putTenant(after);
     return after;
   }
 
   async deleteTenant(actor: string, tenantId: string): Promise<void> {
     const before = this.tenant(tenantId);
-    await this.store.deleteTenant(tenantId, audit(actor, tenantId, 'tenant.delete', tenantId, before, null));
+    await this.store.deleteTenant(
+      tenantId,
+      auditEntry(actor, tenantId, 'tenant.delete', tenantId, before, null),
+    );
     for (const key of this.registry.keysOf(tenantId)) this.onKeyChange(key.id);
     this.registry.deleteTenant(tenantId);
     await this.log.deleteTenant(tenantId);
@@ -150,7 +156,7 @@ export class ControlPlane {
       createdAt: new Date().toISOString(),
       revokedAt: null,
     };
-    await this.store.putKey(key, audit(actor, tenantId, 'key.create', key.id, null, keyView(key)));
+    await this.store.putKey(key, auditEntry(actor, tenantId, 'key.create', key.id, null, keyView(key)));
     this.registry.putKey(key);
     return { key_id: key.id, secret, api_key: `${key.id}.${secret}`, scopes: key.scopes };
   }
@@ -163,7 +169,7 @@ export class ControlPlane {
     const revoked: ApiKeyRecord = { ...key, revokedAt: new Date().toISOString() };
     await this.store.putKey(
       revoked,
-      audit(actor, tenantId, 'key.revoke', keyId, keyView(key), keyView(revoked)),
+      auditEntry(actor, tenantId, 'key.revoke', keyId, keyView(key), keyView(revoked)),
     );
     this.registry.putKey(revoked);
     this.onKeyChange(keyId);
@@ -198,7 +204,7 @@ export class ControlPlane {
     };
     await this.store.putEventType(
       record,
-      audit(
+      auditEntry(
         actor,
         tenantId,
         before === undefined ? 'event_type.create' : 'event_type.update',
@@ -286,7 +292,7 @@ export class ControlPlane {
     const previous = versions.at(-1)?.policy ?? null;
     await this.store.putPolicyVersion(
       record,
-      audit(actor, tenantId, 'policy.version.create', `${eventType}@${version}`, previous, policy),
+      auditEntry(actor, tenantId, 'policy.version.create', `${eventType}@${version}`, previous, policy),
     );
     this.registry.putPolicyVersion(record);
     return record;
@@ -384,7 +390,7 @@ export class ControlPlane {
     try {
       await this.store.putPolicyState(
         after,
-        audit(actor, after.tenantId, action, after.eventType, before, after),
+        auditEntry(actor, after.tenantId, action, after.eventType, before, after),
       );
     } catch (error) {
       probe.putPolicyState(before);
@@ -433,15 +439,4 @@ function compileDetails(error: PolicyCompileFailure) {
     line: detail.line,
     column: detail.column,
   }));
-}
-
-function audit(
-  actor: string,
-  tenantId: string | null,
-  action: string,
-  target: string,
-  before: unknown,
-  after: unknown,
-): AuditEntry {
-  return { at: new Date().toISOString(), actor, tenantId, action, target, diff: { before, after } };
 }

@@ -1,5 +1,4 @@
 import {
-  type AuditEntry,
   type ConfigRegistry,
   type ConfigStore,
   checkFeature,
@@ -13,6 +12,7 @@ import {
   type RuleCompiler,
 } from '@vigil/engine';
 import { type FeatureInput, VigilError } from '@vigil/protocol';
+import { auditEntry } from './audit.js';
 
 /**
  * Changes feature definitions: checks them against the tenant's event types and serving policies,
@@ -77,7 +77,7 @@ export class FeatureControl {
     }
     await this.store.putFeature(
       record,
-      audit(
+      auditEntry(
         actor,
         tenantId,
         before === undefined ? 'feature.create' : 'feature.update',
@@ -112,7 +112,7 @@ export class FeatureControl {
     await this.store.deleteFeature(
       tenantId,
       name,
-      audit(actor, tenantId, 'feature.delete', name, before, null),
+      auditEntry(actor, tenantId, 'feature.delete', name, before, null),
     );
     this.registry.deleteFeature(tenantId, name);
     await this.features.drop([counterIdOf(before)]);
@@ -153,15 +153,4 @@ export class FeatureControl {
     }
     return undefined;
   }
-}
-
-function audit(
-  actor: string,
-  tenantId: string,
-  action: string,
-  target: string,
-  before: unknown,
-  after: unknown,
-): AuditEntry {
-  return { at: new Date().toISOString(), actor, tenantId, action, target, diff: { before, after } };
 }

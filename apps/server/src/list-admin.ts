@@ -1,5 +1,4 @@
 import {
-  type AuditEntry,
   type ConfigRegistry,
   type ConfigStore,
   compilePolicy,
@@ -13,6 +12,7 @@ import {
   type RuleCompiler,
 } from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
+import { auditEntry } from './audit.js';
 
 /** A refused entry of a bulk write: its CSV line (1-based) or JSON index (0-based), value and why. */
 export type RejectedEntry = ({ line: number } | { index: number }) & { value: unknown; message: string };
@@ -185,17 +185,6 @@ export function csvLine(entry: ReturnType<typeof entryView>): string {
   return `${quote(entry.value)},${entry.ttl_seconds ?? ''},${quote(entry.note ?? '')}\n`;
 }
 
-function audit(
-  actor: string,
-  tenantId: string,
-  action: string,
-  target: string,
-  before: unknown,
-  after: unknown,
-): AuditEntry {
-  return { at: new Date().toISOString(), actor, tenantId, action, target, diff: { before, after } };
-}
-
 /**
  * Lists and their entries for the control plane: checks input, writes through the list store
  * (live on this node when the call returns) and records each change in the audit trail.
@@ -263,7 +252,7 @@ export class ListAdmin {
     };
     await this.lists.putList(definition);
     await this.config.appendAudit(
-      audit(
+      auditEntry(
         actor,
         tenantId,
         before === undefined ? 'list.create' : 'list.update',
@@ -282,7 +271,7 @@ export class ListAdmin {
     const before = await this.definition(tenantId, name);
     this.#checkServingWithout(tenantId, name);
     await this.lists.deleteList(tenantId, name);
-    await this.config.appendAudit(audit(actor, tenantId, 'list.delete', name, before, null));
+    await this.config.appendAudit(auditEntry(actor, tenantId, 'list.delete', name, before, null));
   }
 
   /** Upserts checked entries; every refused one is reported, the others are stored. */
@@ -313,7 +302,7 @@ export class ListAdmin {
     const result = await this.lists.putEntries(tenantId, name, [...byValue.values()]);
     rejected.sort((a, b) => ('line' in a ? a.line : a.index) - ('line' in b ? b.line : b.index));
     const counts = { added: result.added, updated: result.updated, rejected: rejected.length };
-    await this.config.appendAudit(audit(actor, tenantId, 'list.entries.import', name, null, counts));
+    await this.config.appendAudit(auditEntry(actor, tenantId, 'list.entries.import', name, null, counts));
     return { added: result.added, updated: result.updated, rejected };
   }
 
@@ -323,7 +312,7 @@ export class ListAdmin {
     const removed = normalised.ok && (await this.lists.deleteEntry(tenantId, name, normalised.value));
     if (!removed) throw new VigilError('not_found', { message: `No entry '${raw}' in list '${name}'.` });
     await this.config.appendAudit(
-      audit(actor, tenantId, 'list.entry.delete', name, { value: normalised.value }, null),
+      auditEntry(actor, tenantId, 'list.entry.delete', name, { value: normalised.value }, null),
     );
   }
 

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ConfigStore } from '@vigil/engine';
-import { ErrorResponse, TenantInput, TenantPatch } from '@vigil/protocol';
+import { TenantInput, TenantPatch } from '@vigil/protocol';
 import { type ControlPlane, tenantView } from '../control-plane.js';
 import { actorOf } from './request-auth.js';
+import { controlResponses } from './responses.js';
 
 export interface AdminOptions {
   control: ControlPlane;
@@ -11,9 +12,6 @@ export interface AdminOptions {
   registry: { tenants(): ReturnType<ControlPlane['tenant']>[] };
 }
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 422: ErrorResponse };
-/** Success bodies are documented by their summaries; errors share one shape. */
-const ok = { 200: Type.Unknown(), 201: Type.Unknown(), 204: Type.Null(), ...errors };
 const TenantParams = Type.Object({ tenant: Type.String({ maxLength: 64 }) });
 
 /** Platform operator routes: tenants and the global audit trail. Admin token only. */
@@ -22,7 +20,7 @@ export const admin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { cont
     '/tenants',
     {
       config: { bodyErrorCode: 'invalid_config' },
-      schema: { summary: 'Create a tenant', tags: ['admin'], body: TenantInput, response: ok },
+      schema: { summary: 'Create a tenant', tags: ['admin'], body: TenantInput, response: controlResponses },
     },
     async (request, reply) => {
       reply.code(201);
@@ -30,13 +28,19 @@ export const admin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { cont
     },
   );
 
-  app.get('/tenants', { schema: { summary: 'List tenants', tags: ['admin'], response: ok } }, async () => ({
-    tenants: registry.tenants().map(tenantView),
-  }));
+  app.get(
+    '/tenants',
+    { schema: { summary: 'List tenants', tags: ['admin'], response: controlResponses } },
+    async () => ({
+      tenants: registry.tenants().map(tenantView),
+    }),
+  );
 
   app.get(
     '/tenants/:tenant',
-    { schema: { summary: 'Read a tenant', tags: ['admin'], params: TenantParams, response: ok } },
+    {
+      schema: { summary: 'Read a tenant', tags: ['admin'], params: TenantParams, response: controlResponses },
+    },
     async (request) => tenantView(control.tenant(request.params.tenant)),
   );
 
@@ -49,7 +53,7 @@ export const admin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { cont
         tags: ['admin'],
         params: TenantParams,
         body: TenantPatch,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) =>
@@ -63,7 +67,7 @@ export const admin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { cont
         summary: 'Delete a tenant with its keys, configuration and data',
         tags: ['admin'],
         params: TenantParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -86,7 +90,7 @@ export const admin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { cont
           },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => ({

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ErrorResponse, FeatureInput, Identifier } from '@vigil/protocol';
+import { FeatureInput, Identifier } from '@vigil/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { FeatureControl } from '../feature-control.js';
 import { actorOf } from './request-auth.js';
+import { controlResponses } from './responses.js';
 
 export interface FeaturesOptions {
   features: FeatureControl;
@@ -11,15 +12,6 @@ export interface FeaturesOptions {
   tag: string;
 }
 
-const errors = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  403: ErrorResponse,
-  404: ErrorResponse,
-  409: ErrorResponse,
-  422: ErrorResponse,
-};
-const ok = { 200: Type.Unknown(), 201: Type.Unknown(), 204: Type.Null(), ...errors };
 const NameParams = Type.Object({ name: Identifier });
 
 /** Feature definitions (SPEC §4): create or replace, read, list, delete. */
@@ -35,7 +27,7 @@ export const features: FastifyPluginAsyncTypebox<FeaturesOptions> = async (app, 
         tags: [tag],
         params: NameParams,
         body: FeatureInput,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -52,7 +44,7 @@ export const features: FastifyPluginAsyncTypebox<FeaturesOptions> = async (app, 
 
   app.get(
     '/features',
-    { schema: { summary: 'List features', tags: [tag], response: ok } },
+    { schema: { summary: 'List features', tags: [tag], response: controlResponses } },
     async (request) => ({ features: control.list(options.tenantOf(request)) }),
   );
 
@@ -63,7 +55,7 @@ export const features: FastifyPluginAsyncTypebox<FeaturesOptions> = async (app, 
         summary: 'Read a feature and its backfill status',
         tags: [tag],
         params: NameParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => control.get(options.tenantOf(request), request.params.name),
@@ -76,7 +68,7 @@ export const features: FastifyPluginAsyncTypebox<FeaturesOptions> = async (app, 
         summary: 'Delete a feature; refused (409) while a serving policy uses it',
         tags: [tag],
         params: NameParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { listKinds, listValueTypes } from '@vigil/engine';
-import { ErrorResponse, Identifier, literalUnion } from '@vigil/protocol';
+import { Identifier, literalUnion } from '@vigil/protocol';
 import type { FastifyRequest } from 'fastify';
 import { csvLine, type ListAdmin, parseCsvEntries, parseJsonEntries } from '../list-admin.js';
 import { actorOf } from './request-auth.js';
+import { controlResponses } from './responses.js';
 
 export interface ListsOptions {
   lists: ListAdmin;
@@ -14,17 +15,6 @@ export interface ListsOptions {
   importBodyLimit: number;
 }
 
-const errors = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  403: ErrorResponse,
-  404: ErrorResponse,
-  409: ErrorResponse,
-  413: ErrorResponse,
-  415: ErrorResponse,
-  422: ErrorResponse,
-};
-const ok = { 200: Type.Unknown(), 201: Type.Unknown(), 204: Type.Null(), ...errors };
 const NameParams = Type.Object({ name: Identifier });
 const EntryParams = Type.Object({ name: Identifier, value: Type.String({ minLength: 1, maxLength: 512 }) });
 
@@ -61,7 +51,7 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
           },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -78,13 +68,20 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
 
   app.get(
     '/lists',
-    { schema: { summary: "The tenant's lists", tags: [tag], response: ok } },
+    { schema: { summary: "The tenant's lists", tags: [tag], response: controlResponses } },
     async (request) => ({ lists: await admin.all(options.tenantOf(request)) }),
   );
 
   app.get(
     '/lists/:name',
-    { schema: { summary: 'One list and its entry count', tags: [tag], params: NameParams, response: ok } },
+    {
+      schema: {
+        summary: 'One list and its entry count',
+        tags: [tag],
+        params: NameParams,
+        response: controlResponses,
+      },
+    },
     async (request) => admin.view(options.tenantOf(request), request.params.name),
   );
 
@@ -95,7 +92,7 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
         summary: 'Delete a list and its entries; refused while a serving policy uses it',
         tags: [tag],
         params: NameParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -114,7 +111,7 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
           'Add or update entries: a JSON array `[{ value, ttl_seconds, note }]` or `text/csv` lines `value,ttl_seconds,note`; every refused entry is listed',
         tags: [tag],
         params: NameParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
@@ -131,7 +128,7 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
         summary: 'Remove one entry; the value is URL-encoded (`198.51.100.0%2F24`)',
         tags: [tag],
         params: EntryParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -161,7 +158,7 @@ export const lists: FastifyPluginAsyncTypebox<ListsOptions> = async (app, option
           },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { PolicyState, PolicyVersionRecord } from '@vigil/engine';
-import { ErrorResponse, EventInput, Identifier, PolicyInput } from '@vigil/protocol';
+import { EventInput, Identifier, PolicyInput } from '@vigil/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { ControlPlane } from '../control-plane.js';
 import { actorOf } from './request-auth.js';
+import { controlResponses } from './responses.js';
 
 export interface PoliciesOptions {
   control: ControlPlane;
@@ -13,15 +14,6 @@ export interface PoliciesOptions {
   batchBodyLimit: number;
 }
 
-const errors = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  403: ErrorResponse,
-  404: ErrorResponse,
-  409: ErrorResponse,
-  422: ErrorResponse,
-};
-const ok = { 200: Type.Unknown(), 201: Type.Unknown(), ...errors };
 const TypeParams = Type.Object({ type: Identifier });
 const VersionParams = Type.Object({ type: Identifier, version: Type.Integer({ minimum: 1 }) });
 
@@ -76,7 +68,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         tags: [tag],
         params: TypeParams,
         body: PolicyInput,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -94,7 +86,14 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
 
   app.get(
     '/policies/:type/versions',
-    { schema: { summary: 'List versions with their status', tags: [tag], params: TypeParams, response: ok } },
+    {
+      schema: {
+        summary: 'List versions with their status',
+        tags: [tag],
+        params: TypeParams,
+        response: controlResponses,
+      },
+    },
     async (request) => {
       const tenantId = tenant(request);
       const state = control.policyState(tenantId, request.params.type);
@@ -109,7 +108,9 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
 
   app.get(
     '/policies/:type/versions/:version',
-    { schema: { summary: 'Read one version', tags: [tag], params: VersionParams, response: ok } },
+    {
+      schema: { summary: 'Read one version', tags: [tag], params: VersionParams, response: controlResponses },
+    },
     async (request) => {
       const tenantId = tenant(request);
       const state = control.policyState(tenantId, request.params.type);
@@ -124,7 +125,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         summary: 'Which versions serve: published, canary, shadows',
         tags: [tag],
         params: TypeParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => stateView(control.policyState(tenant(request), request.params.type)),
@@ -142,7 +143,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
           { canary_percent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
@@ -166,7 +167,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         tags: [tag],
         params: VersionParams,
         body: Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
@@ -190,7 +191,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
         summary: 'Back to the previously published version',
         tags: [tag],
         params: TypeParams,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) =>
@@ -210,7 +211,7 @@ export const policies: FastifyPluginAsyncTypebox<PoliciesOptions> = async (app, 
           { policy: PolicyInput, events: Type.Array(EventInput, { minItems: 1, maxItems: 1000 }) },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => ({

@@ -1,18 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ConfigStore, DecisionLog, DecisionRecord } from '@vigil/engine';
-import {
-  ErrorResponse,
-  EventTypeSchema,
-  Identifier,
-  KeyInput,
-  literalUnion,
-  VigilError,
-  verdicts,
-} from '@vigil/protocol';
+import { EventTypeSchema, Identifier, KeyInput, literalUnion, VigilError, verdicts } from '@vigil/protocol';
 import type { FastifyRequest } from 'fastify';
 import { type ControlPlane, eventTypeView, keyView } from '../control-plane.js';
 import { actorOf } from './request-auth.js';
+import { controlResponses, errorResponses } from './responses.js';
 
 export interface TenantConfigOptions {
   control: ControlPlane;
@@ -22,16 +15,6 @@ export interface TenantConfigOptions {
   tenantOf: (request: FastifyRequest) => string;
   tag: string;
 }
-
-const errors = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  403: ErrorResponse,
-  404: ErrorResponse,
-  422: ErrorResponse,
-};
-/** Success bodies are documented by their summaries; errors share one shape. */
-const ok = { 200: Type.Unknown(), 201: Type.Unknown(), 204: Type.Null(), ...errors };
 
 const Timestamp = Type.String({ format: 'date-time' });
 
@@ -58,7 +41,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
             api_key: Type.String(),
             scopes: Type.Array(Type.String()),
           }),
-          ...errors,
+          ...errorResponses,
         },
       },
     },
@@ -71,7 +54,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
 
   app.get(
     '/keys',
-    { schema: { summary: 'List API keys (never their secrets)', tags: [tag], response: ok } },
+    { schema: { summary: 'List API keys (never their secrets)', tags: [tag], response: controlResponses } },
     async (request) => {
       return { keys: control.keys(tenant(request)).map(keyView) };
     },
@@ -84,7 +67,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
         summary: 'Revoke an API key, effective at once',
         tags: [tag],
         params: Type.Object({ key_id: Type.String({ maxLength: 64 }) }),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -102,7 +85,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
         tags: [tag],
         params: Type.Object({ type: Identifier }),
         body: EventTypeSchema,
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request, reply) => {
@@ -119,7 +102,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
 
   app.get(
     '/event-types',
-    { schema: { summary: 'List event types', tags: [tag], response: ok } },
+    { schema: { summary: 'List event types', tags: [tag], response: controlResponses } },
     async (request) => {
       return { event_types: control.eventTypes(tenant(request)).map(eventTypeView) };
     },
@@ -132,7 +115,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
         summary: 'Read an event type',
         tags: [tag],
         params: Type.Object({ type: Type.String({ maxLength: 64 }) }),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => eventTypeView(control.eventType(tenant(request), request.params.type)),
@@ -156,7 +139,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
           },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
@@ -189,7 +172,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
         summary: 'One decision with its event and everything the decision saw',
         tags: [tag],
         params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
@@ -227,7 +210,7 @@ export const tenantConfig: FastifyPluginAsyncTypebox<TenantConfigOptions> = asyn
           },
           { additionalProperties: false },
         ),
-        response: ok,
+        response: controlResponses,
       },
     },
     async (request) => {
