@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ConfigRegistry } from '@vigil/engine';
 import { type Scope, VigilError } from '@vigil/protocol';
 import { digestsEqual, type SecretBox, sha256 } from './secrets.js';
@@ -38,6 +38,7 @@ export class ReplayGuard {
 
 export class Authenticator {
   readonly #unsealed = new Map<string, string>();
+  readonly #hashes = new Map<string, { hex: string; bytes: Buffer }>();
 
   constructor(
     private readonly registry: ConfigRegistry,
@@ -60,8 +61,10 @@ export class Authenticator {
     const dot = token.indexOf('.');
     const key = dot > 0 ? this.registry.activeKey(token.slice(0, dot)) : undefined;
     // Hash even when the key is unknown, so timing does not tell which key ids exist.
-    const presented = sha256(token.slice(dot + 1));
-    if (key === undefined || !digestsEqual(presented, key.secretHash))
+    const presented = createHash('sha256')
+      .update(token.slice(dot + 1))
+      .digest();
+    if (key === undefined || !digestBytesEqual(presented, this.#storedHash(key.id, key.secretHash)))
       throw new VigilError('invalid_credentials');
     return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };
   }
@@ -98,7 +101,23 @@ export class Authenticator {
   /** Forgets a cached secret when its key changes. */
   forget(keyId: string): void {
     this.#unsealed.delete(keyId);
+    this.#hashes.delete(keyId);
   }
+
+  /** A key's stored SHA-256 as bytes, decoded once per key rather than per request. */
+  #storedHash(keyId: string, hex: string): Buffer {
+    let hash = this.#hashes.get(keyId);
+    if (hash === undefined || hash.hex !== hex) {
+      hash = { hex, bytes: Buffer.from(hex, 'hex') };
+      this.#hashes.set(keyId, hash);
+    }
+    return hash.bytes;
+  }
+}
+
+/** Constant-time equality of two SHA-256 digests. */
+function digestBytesEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
 }
 
 function bearerToken(authorization: string | undefined): string {
