@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { decisionLogContract, sampleRecord } from '@vigil/engine/testing';
@@ -45,6 +45,24 @@ describe('SqliteDecisionLog on disk', () => {
     const page = await log.search({ tenantId: 't', entity: 'acct-1', limit: 1000 });
     expect(page.records).toHaveLength(100);
     await log.close();
+  });
+
+  it('starts the journal afresh once SQLite has it all, and loses nothing across reopen', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const log = new SqliteDecisionLog({ path, journalRotationBytes: 1 });
+    const records = Array.from({ length: 60 }, () => sampleRecord());
+    for (const batch of [records.slice(0, 20), records.slice(20, 40), records.slice(40)]) {
+      await Promise.all(batch.map((record) => log.append(record)));
+      await log.search({ tenantId: 'tenant-a', limit: 1 });
+    }
+    // After the rotations the journal holds only its header line.
+    expect(readFileSync(`${path}.journal`, 'utf8').trim().split('\n')).toHaveLength(1);
+    await log.close();
+    const reopened = new SqliteDecisionLog({ path });
+    for (const record of records)
+      expect(await reopened.get(record.tenantId, record.decisionId)).toEqual(record);
+    expect((await reopened.search({ tenantId: 'tenant-a', limit: 100 })).records).toHaveLength(60);
+    await reopened.close();
   });
 
   it('refuses a cursor it did not make', async () => {

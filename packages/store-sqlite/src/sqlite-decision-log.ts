@@ -1,4 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -24,12 +35,8 @@ const writerScript = new URL(
   import.meta.url,
 );
 
-/**
- * Batches posted to the writer before the first is acknowledged. More than one keeps the writer
- * busy while this thread answers the last batch's requests; a few are enough, since the writer
- * commits them one after another.
- */
-const maxBatchesInFlight = 4;
+/** Length at which the journal starts afresh, once SQLite has every line of it. */
+const journalRotationBytes = 64 * 1024 * 1024;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -42,8 +49,8 @@ export interface SqliteDecisionLogOptions {
    * survive a power loss, at a cost in throughput.
    */
   sync?: 'normal' | 'full';
-  /** Most records written in one transaction. */
-  maxBatch?: number;
+  /** Length at which the journal starts afresh once SQLite has all of it (default 64 MiB). */
+  journalRotationBytes?: number;
 }
 
 interface Pending {
@@ -105,24 +112,38 @@ CREATE INDEX IF NOT EXISTS feedback_by_event ON feedback (tenant_id, event_id);
 `;
 
 /**
- * The embedded decision log. Writes go to one writer thread (`sqlite-log-writer.ts`); reads use
- * this thread's own connection, which sees every committed write (WAL). Appends are grouped: all
- * records appended while the previous batch is being committed go into the next transaction, and
- * each append resolves only once its transaction has committed (group commit).
+ * The embedded decision log.
+ *
+ * An append is durable once its line is in the journal (`<db>.journal`): the records appended in
+ * one turn of the event loop are written with one `write(2)` on this thread, which survives a
+ * SIGKILL of the process (`sync: 'full'` also fsyncs), and then their promises resolve. The same
+ * lines go to the writer thread (`sqlite-log-writer.ts`), which inserts them into SQLite behind
+ * the answers and records, in the same transaction, how far into the journal it has come. Until
+ * a record is in SQLite this thread serves it from memory, so reads see every appended record. On
+ * open, the journal lines SQLite has not taken yet are inserted before anything else happens.
  */
 export class SqliteDecisionLog implements DecisionLog, EventHistory {
   readonly #db: Database.Database;
   readonly #writer: Worker;
-  readonly #maxBatch: number;
+  readonly #sync: 'normal' | 'full';
+  readonly #journalPath: string;
+  readonly #rotationBytes: number;
+  #journal: number;
+  #generation: number;
+  #written: number;
+  /** Lines and records appended this turn, not yet in the journal. */
   #rows: string[] = [];
+  #records: DecisionRecord[] = [];
   #waiting: Pending[] = [];
-  #inFlight = 0;
   #scheduled = false;
+  /** Records in the journal and not yet in SQLite, by decision id and by event. */
+  readonly #pendingById = new Map<string, DecisionRecord>();
+  readonly #pendingByEvent = new Map<string, DecisionRecord>();
   #closed = false;
   #failure: Error | undefined;
   #nextRequest = 1;
   #idle: (() => void)[] = [];
-  readonly #requests = new Map<number, Pending & { size: number }>();
+  readonly #requests = new Map<number, Pending & { records: DecisionRecord[] | undefined }>();
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteDecisionLogOptions) {
@@ -134,13 +155,60 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(schema);
-    this.#maxBatch = options.maxBatch ?? 5000;
-    this.#writer = new Worker(writerScript, { workerData: { path, sync: options.sync ?? 'normal' } });
+    this.#sync = options.sync ?? 'normal';
+    this.#journalPath = `${path}.journal`;
+    this.#rotationBytes = options.journalRotationBytes ?? journalRotationBytes;
+    const { generation, written } = this.#recoverJournal();
+    this.#generation = generation;
+    this.#written = written;
+    this.#journal = openSync(this.#journalPath, 'a');
+    this.#writer = new Worker(writerScript, { workerData: { path, sync: this.#sync } });
     this.#writer.on('message', (response: WriterResponse) => this.#acknowledge(response));
     this.#writer.on('error', (error) => this.#fail(error));
     this.#writer.on('exit', (code) => {
       if (!this.#closed) this.#fail(new Error(`decision log writer exited with code ${code}`));
     });
+  }
+
+  /**
+   * Inserts the journal lines SQLite has not taken yet (after a crash), then starts a new journal
+   * generation. Returns the generation and the journal's length.
+   */
+  #recoverJournal(): { generation: number; written: number } {
+    const meta = (key: string) =>
+      (this.#db.prepare('SELECT value FROM log_meta WHERE key = ?').get(key) as { value: number } | undefined)
+        ?.value;
+    const storedGeneration = meta('journal_generation') ?? 0;
+    const storedOffset = meta('journal_offset') ?? 0;
+    if (existsSync(this.#journalPath)) {
+      const text = readFileSync(this.#journalPath);
+      const headerEnd = text.indexOf(10);
+      const header =
+        headerEnd < 0
+          ? undefined
+          : (JSON.parse(text.subarray(0, headerEnd).toString()) as { generation: number });
+      if (header !== undefined) {
+        const from =
+          header.generation === storedGeneration ? Math.max(storedOffset, headerEnd + 1) : headerEnd + 1;
+        const lastNewline = text.lastIndexOf(10);
+        if (lastNewline + 1 > from) {
+          const lines = text.subarray(from, lastNewline).toString().split('\n');
+          insertRows(this.#db, lines);
+        }
+      }
+    }
+    // Everything in the journal is in SQLite now: start a fresh generation.
+    const generation = storedGeneration + 1;
+    const header = `${JSON.stringify({ vigil_journal: 1, generation })}\n`;
+    const setMeta = this.#db.prepare(
+      'INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.#db.transaction(() => {
+      setMeta.run('journal_generation', generation);
+      setMeta.run('journal_offset', Buffer.byteLength(header));
+    })();
+    writeFileSync(this.#journalPath, header);
+    return { generation, written: Buffer.byteLength(header) };
   }
 
   readonly #temporary: string | undefined;
@@ -163,8 +231,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       response: record.response,
       features: record.features,
     });
-    // Each row travels to the writer as one JSON line: one string per batch is far cheaper to post
-    // than a structured clone of thousands of small values.
+    // One JSON line per record: the journal's line, and one string per batch for the writer.
     this.#rows.push(
       JSON.stringify([
         record.decisionId,
@@ -179,50 +246,58 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
         record.entities,
       ] satisfies RecordRow),
     );
+    this.#records.push(record);
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
-      this.#schedule();
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#writeJournal());
+      }
     });
   }
 
+  /** Records appended and not yet in the journal; those in the journal and not yet in SQLite are durable. */
   queueDepth(): number {
-    let inFlight = 0;
-    for (const request of this.#requests.values()) inFlight += request.size;
-    return this.#rows.length + inFlight;
+    return this.#rows.length;
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight >= maxBatchesInFlight) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#send();
+  /** Writes this turn's records to the journal, answers their appends, and hands them to the writer. */
+  #writeJournal(): void {
+    this.#scheduled = false;
+    if (this.#rows.length === 0) return;
+    const rows = this.#rows.join('\n');
+    const records = this.#records;
+    const waiting = this.#waiting;
+    this.#rows = [];
+    this.#records = [];
+    this.#waiting = [];
+    try {
+      const line = `${rows}\n`;
+      writeSync(this.#journal, line);
+      if (this.#sync === 'full') fdatasyncSync(this.#journal);
+      this.#written += Buffer.byteLength(line);
+    } catch (error) {
+      for (const pending of waiting) pending.reject(error);
+      return;
+    }
+    for (const record of records) {
+      this.#pendingById.set(record.decisionId, record);
+      this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
+    }
+    for (const pending of waiting) pending.resolve();
+    this.#request(
+      { op: 'records', rows, journal: { generation: this.#generation, offset: this.#written } },
+      records,
+    ).catch(() => {
+      // A failed insert keeps the records in the journal; the next open inserts them.
     });
   }
 
-  /** Sends the queued rows as one batch; with `maxBatchesInFlight` posted, later rows wait and batches grow under load. */
-  #send(): void {
-    if (this.#rows.length === 0 || this.#inFlight >= maxBatchesInFlight) return;
-    const rows = this.#rows.length <= this.#maxBatch ? this.#rows : this.#rows.slice(0, this.#maxBatch);
-    const waiting = this.#waiting.slice(0, rows.length);
-    this.#rows = rows === this.#rows ? [] : this.#rows.slice(rows.length);
-    this.#waiting = this.#waiting.slice(rows.length);
-    this.#inFlight += 1;
-    this.#request({ op: 'records', rows: rows.join('\n') }, rows.length).then(
-      () => {
-        for (const pending of waiting) pending.resolve();
-      },
-      (error: unknown) => {
-        for (const pending of waiting) pending.reject(error);
-      },
-    );
-  }
-
-  #request(request: DistributiveOmit<WriterRequest, 'id'>, size = 0): Promise<void> {
+  #request(request: DistributiveOmit<WriterRequest, 'id'>, records?: DecisionRecord[]): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextRequest++;
     return new Promise((resolve, reject) => {
-      this.#requests.set(id, { resolve, reject, size });
+      this.#requests.set(id, { resolve, reject, records });
       this.#writer.postMessage({ ...request, id });
     });
   }
@@ -231,11 +306,28 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     const pending = this.#requests.get(response.id);
     if (pending === undefined) return;
     this.#requests.delete(response.id);
-    if (pending.size > 0) this.#inFlight -= 1;
-    if (response.error === undefined) pending.resolve();
-    else pending.reject(new Error(`decision log write failed: ${response.error}`));
-    if (this.#rows.length > 0) this.#send();
+    if (response.error === undefined) {
+      for (const record of pending.records ?? []) {
+        this.#pendingById.delete(record.decisionId);
+        const key = eventKey(record.tenantId, record.event.id, record.kind);
+        if (this.#pendingByEvent.get(key) === record) this.#pendingByEvent.delete(key);
+      }
+      pending.resolve();
+      this.#rotateJournal();
+    } else {
+      pending.reject(new Error(`decision log write failed: ${response.error}`));
+    }
     this.#wakeIdle();
+  }
+
+  /** Starts the journal afresh once SQLite has every line of a long one. */
+  #rotateJournal(): void {
+    if (this.#pendingById.size > 0 || this.#rows.length > 0 || this.#written < this.#rotationBytes) return;
+    this.#generation += 1;
+    const header = `${JSON.stringify({ vigil_journal: 1, generation: this.#generation })}\n`;
+    ftruncateSync(this.#journal, 0);
+    writeSync(this.#journal, header);
+    this.#written = Buffer.byteLength(header);
   }
 
   #wakeIdle(): void {
@@ -252,10 +344,13 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     for (const pending of this.#waiting) pending.reject(error);
     this.#waiting = [];
     this.#rows = [];
+    this.#records = [];
     this.#wakeIdle();
   }
 
   async get(tenantId: string, decisionId: string): Promise<DecisionRecord | undefined> {
+    const pending = this.#pendingById.get(decisionId);
+    if (pending !== undefined) return pending.tenantId === tenantId ? pending : undefined;
     const row = this.#statement('SELECT * FROM records WHERE tenant_id = ? AND decision_id = ?').get(
       tenantId,
       decisionId,
@@ -280,6 +375,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     since: number,
     visit: (records: DecisionRecord[]) => Promise<void>,
   ): Promise<void> {
+    await this.#drain();
     const statement = this.#statement(
       `SELECT * FROM records WHERE tenant_id = ? AND (created_at, seq) > (?, ?)
          ORDER BY created_at, seq LIMIT 1000`,
@@ -300,6 +396,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     since: number,
     kind: DecisionRecord['kind'],
   ): Promise<DecisionRecord | undefined> {
+    const pending = this.#pendingByEvent.get(eventKey(tenantId, eventId, kind));
+    if (pending !== undefined && pending.createdAt >= since) return pending;
     const row = this.#statement(
       `SELECT * FROM records WHERE tenant_id = ? AND event_id = ? AND kind = ? AND created_at >= ?
          ORDER BY created_at DESC LIMIT 1`,
@@ -308,7 +406,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   }
 
   async search(query: DecisionQuery): Promise<DecisionPage> {
-    // The writer indexes entities behind the records; a search first brings the index up to date.
+    // SQLite takes records behind the journal, and the writer indexes entities behind the records:
+    // a search first waits for both, so it sees every appended record.
+    await this.#drain();
     if (query.entity !== undefined) await this.#request({ op: 'sync_index' });
     const where: string[] = [];
     const params: unknown[] = [];
@@ -400,8 +500,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
 
   /** Resolves once every queued and in-flight write has committed or failed. */
   async #drain(): Promise<void> {
-    while (this.#rows.length > 0 || this.#requests.size > 0) {
-      this.#send();
+    while ((this.#rows.length > 0 || this.#requests.size > 0) && this.#failure === undefined) {
+      if (this.#rows.length > 0) this.#writeJournal();
+      if (this.#requests.size === 0) break;
       await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
   }
@@ -411,6 +512,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     await this.#drain();
     this.#closed = true;
     await this.#writer.terminate();
+    closeSync(this.#journal);
     this.#db.close();
     if (this.#temporary !== undefined) rmSync(this.#temporary, { recursive: true, force: true });
   }
@@ -445,4 +547,23 @@ function decodeCursor(cursor: string): [number, number] {
     });
   }
   return [Number(match[1]), Number(match[2])];
+}
+
+function eventKey(tenantId: string, eventId: string, kind: DecisionRecord['kind']): string {
+  return `${kind}\u0000${tenantId}\u0000${eventId}`;
+}
+
+/** Inserts journal lines into `records` (used on open; the writer does the same while running). */
+function insertRows(db: Database.Database, lines: string[]): void {
+  const insert = db.prepare(
+    `INSERT OR IGNORE INTO records (decision_id, tenant_id, kind, event_id, created_at, verdict, rule_ids, entities, body)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  db.transaction(() => {
+    for (const line of lines) {
+      if (line === '') continue;
+      const row = JSON.parse(line) as RecordRow;
+      insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
+    }
+  })();
 }

@@ -22,7 +22,14 @@ export type RecordRow = [
 ];
 
 export type WriterRequest =
-  | { id: number; op: 'records' /** JSON-encoded `RecordRow`s, one per line. */; rows: string }
+  | {
+      id: number;
+      op: 'records';
+      /** JSON-encoded `RecordRow`s, one per line. */
+      rows: string;
+      /** How far into which journal generation these rows reach, stored with them. */
+      journal: { generation: number; offset: number };
+    }
   | { id: number; op: 'shadows'; tenantId: string; decisionId: string; body: string }
   | {
       id: number;
@@ -129,7 +136,12 @@ function start(options: WriterOptions): void {
   };
   catchUp();
 
-  const writeRecords = db.transaction((lines: string) => {
+  const setMeta = db.prepare(
+    'INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  );
+  const writeRecords = db.transaction((lines: string, journal: { generation: number; offset: number }) => {
+    setMeta.run('journal_generation', journal.generation);
+    setMeta.run('journal_offset', journal.offset);
     for (const line of lines.split('\n')) {
       const row = JSON.parse(line) as RecordRow;
       const result = insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
@@ -155,7 +167,7 @@ function start(options: WriterOptions): void {
     const response: WriterResponse = { id: request.id };
     try {
       if (request.op === 'records') {
-        writeRecords(request.rows);
+        writeRecords(request.rows, request.journal);
         indexSoon();
       } else if (request.op === 'sync_index') {
         clearTimeout(timer);
