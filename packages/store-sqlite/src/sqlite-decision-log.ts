@@ -24,6 +24,7 @@ import type {
 } from '@vigil/engine';
 import { VigilError } from '@vigil/protocol';
 import Database from 'better-sqlite3';
+import { EventFilter } from './event-filter.js';
 import type { RecordRow, WriterRequest, WriterResponse } from './sqlite-log-writer.js';
 
 /**
@@ -34,6 +35,9 @@ const writerScript = new URL(
   import.meta.url.endsWith('.ts') ? '../dist/sqlite-log-writer.js' : './sqlite-log-writer.js',
   import.meta.url,
 );
+
+/** How far back the event filter reaches: the idempotency window (24 h) and an hour of margin. */
+const idempotencyHorizonMs = 25 * 60 * 60 * 1000;
 
 /** Length at which the journal starts afresh, once SQLite has every line of it. */
 const journalRotationBytes = 64 * 1024 * 1024;
@@ -144,6 +148,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #nextRequest = 1;
   #idle: (() => void)[] = [];
   readonly #requests = new Map<number, Pending & { records: DecisionRecord[] | undefined }>();
+  /** Event keys of the last day; until loaded, every lookup of a new event id reads SQLite. */
+  readonly #events = new EventFilter();
+  #eventsLoaded = false;
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteDecisionLogOptions) {
@@ -163,11 +170,61 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#written = written;
     this.#journal = openSync(this.#journalPath, 'a');
     this.#writer = new Worker(writerScript, { workerData: { path, sync: this.#sync } });
+    this.#loadEventFilter();
     this.#writer.on('message', (response: WriterResponse) => this.#acknowledge(response));
     this.#writer.on('error', (error) => this.#fail(error));
     this.#writer.on('exit', (code) => {
       if (!this.#closed) this.#fail(new Error(`decision log writer exited with code ${code}`));
     });
+  }
+
+  /**
+   * Fills the event filter with the keys of the last day's records, a chunk per turn of the event
+   * loop so that a long log does not hold up requests; lookups use it once it is complete.
+   */
+  #loadEventFilter(): void {
+    const cutoff = Date.now() - idempotencyHorizonMs;
+    const bounds = this.#db.prepare('SELECT MIN(seq) AS low, MAX(seq) AS high FROM records').get() as {
+      low: number | null;
+      high: number | null;
+    };
+    if (bounds.low === null || bounds.high === null) {
+      this.#eventsLoaded = true;
+      return;
+    }
+    // Records are inserted in arrival order, so seq follows created_at: find the first seq of the
+    // day by bisection on the primary key instead of scanning the table.
+    const createdAt = this.#db.prepare('SELECT created_at FROM records WHERE seq >= ? ORDER BY seq LIMIT 1');
+    let low = bounds.low;
+    let high = bounds.high;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const row = createdAt.get(middle) as { created_at: number } | undefined;
+      if (row !== undefined && row.created_at >= cutoff) high = middle;
+      else low = middle + 1;
+    }
+    const chunk = this.#db.prepare(
+      'SELECT seq, tenant_id, event_id, kind FROM records WHERE seq >= ? ORDER BY seq LIMIT 20000',
+    );
+    let from = low;
+    const step = () => {
+      if (this.#closed) return;
+      const rows = chunk.all(from) as {
+        seq: number;
+        tenant_id: string;
+        event_id: string;
+        kind: DecisionRecord['kind'];
+      }[];
+      for (const row of rows) this.#events.add(eventKey(row.tenant_id, row.event_id, row.kind));
+      const last = rows.at(-1);
+      if (rows.length < 20000 || last === undefined) {
+        this.#eventsLoaded = true;
+        return;
+      }
+      from = last.seq + 1;
+      setImmediate(step);
+    };
+    step();
   }
 
   /**
@@ -247,6 +304,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       ] satisfies RecordRow),
     );
     this.#records.push(record);
+    this.#events.add(eventKey(record.tenantId, record.event.id, record.kind));
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
       if (!this.#scheduled) {
@@ -396,8 +454,13 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     since: number,
     kind: DecisionRecord['kind'],
   ): Promise<DecisionRecord | undefined> {
-    const pending = this.#pendingByEvent.get(eventKey(tenantId, eventId, kind));
+    const key = eventKey(tenantId, eventId, kind);
+    const pending = this.#pendingByEvent.get(key);
     if (pending !== undefined && pending.createdAt >= since) return pending;
+    // An id the filter has certainly not seen in the last day needs no index lookup.
+    if (this.#eventsLoaded && since >= Date.now() - idempotencyHorizonMs && !this.#events.mightContain(key)) {
+      return undefined;
+    }
     const row = this.#statement(
       `SELECT * FROM records WHERE tenant_id = ? AND event_id = ? AND kind = ? AND created_at >= ?
          ORDER BY created_at DESC LIMIT 1`,
