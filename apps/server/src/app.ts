@@ -5,7 +5,12 @@ import type { ConfigRegistry, ConfigStore, DecisionLog, DecisionService } from '
 import { VigilError } from '@vigil/protocol';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Authenticator, Principal } from './auth.js';
 import { registerBodyParsing } from './body-parsing.js';
@@ -135,64 +140,44 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     auth: deps.auth,
     batchBodyLimit: deps.batchBodyLimit,
   });
+  /**
+   * A tenant's configuration routes, the same under both prefixes: `/v1/admin/tenants/:tenant`
+   * (the tenant from the URL) and `/v1/manage` (the tenant of the calling key).
+   */
+  const tenantRoutes = async (
+    scope: FastifyInstance,
+    prefix: string,
+    tenantOfRequest: (request: FastifyRequest) => string,
+    tag: string,
+  ) => {
+    const shared = { prefix, tenantOf: tenantOfRequest, tag };
+    await scope.register(tenantConfig, {
+      ...shared,
+      control: deps.control,
+      log: deps.log,
+      store: deps.store,
+    });
+    await scope.register(policies, { ...shared, control: deps.control, batchBodyLimit: deps.batchBodyLimit });
+    await scope.register(features, { ...shared, features: deps.features });
+    await scope.register(lists, { ...shared, lists: deps.lists, importBodyLimit: deps.importBodyLimit });
+  };
   await app.register(
     async (scope) => {
       authenticateAdmin(scope, deps.auth);
       await scope.register(admin, { control: deps.control, store: deps.store, registry: deps.registry });
-      await scope.register(tenantConfig, {
-        prefix: '/tenants/:tenant',
-        control: deps.control,
-        log: deps.log,
-        store: deps.store,
-        tenantOf: (request) => (request.params as { tenant: string }).tenant,
-        tag: 'admin',
-      });
-      await scope.register(policies, {
-        prefix: '/tenants/:tenant',
-        control: deps.control,
-        tenantOf: (request) => (request.params as { tenant: string }).tenant,
-        tag: 'admin',
-        batchBodyLimit: deps.batchBodyLimit,
-      });
-      await scope.register(features, {
-        prefix: '/tenants/:tenant',
-        features: deps.features,
-        tenantOf: (request) => (request.params as { tenant: string }).tenant,
-        tag: 'admin',
-      });
-      await scope.register(lists, {
-        prefix: '/tenants/:tenant',
-        lists: deps.lists,
-        tenantOf: (request) => (request.params as { tenant: string }).tenant,
-        tag: 'admin',
-        importBodyLimit: deps.importBodyLimit,
-      });
+      await tenantRoutes(
+        scope,
+        '/tenants/:tenant',
+        (request) => (request.params as { tenant: string }).tenant,
+        'admin',
+      );
     },
     { prefix: '/v1/admin' },
   );
   await app.register(
     async (scope) => {
       authenticateKey(scope, deps.auth, 'manage');
-      await scope.register(tenantConfig, {
-        control: deps.control,
-        log: deps.log,
-        store: deps.store,
-        tenantOf,
-        tag: 'manage',
-      });
-      await scope.register(policies, {
-        control: deps.control,
-        tenantOf,
-        tag: 'manage',
-        batchBodyLimit: deps.batchBodyLimit,
-      });
-      await scope.register(features, { features: deps.features, tenantOf, tag: 'manage' });
-      await scope.register(lists, {
-        lists: deps.lists,
-        tenantOf,
-        tag: 'manage',
-        importBodyLimit: deps.importBodyLimit,
-      });
+      await tenantRoutes(scope, '', tenantOf, 'manage');
     },
     { prefix: '/v1/manage' },
   );

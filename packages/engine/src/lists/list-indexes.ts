@@ -27,6 +27,13 @@ export class ListIndexes implements LocalListIndex {
     return [...(this.#tenants.get(tenantId)?.values() ?? [])];
   }
 
+  /** A tenant's list definitions, by name. */
+  definitions(tenantId: string): ListDefinition[] {
+    return this.all(tenantId)
+      .map((list) => list.definition)
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
   names(tenantId: string): readonly string[] {
     return this.#names.get(tenantId) ?? [];
   }

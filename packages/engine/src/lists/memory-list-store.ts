@@ -32,10 +32,7 @@ export class MemoryListStore implements ListStore, LocalListIndex {
   }
 
   async lists(tenantId: string): Promise<ListDefinition[]> {
-    return this.indexes
-      .all(tenantId)
-      .map((list) => list.definition)
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    return this.indexes.definitions(tenantId);
   }
 
   async list(tenantId: string, name: string): Promise<ListDefinition | undefined> {
