@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { decisionLogContract, sampleRecord } from '@vigil/engine/testing';
-import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { describe, expect, it, vi } from 'vitest';
 import { SqliteDecisionLog } from './sqlite-decision-log.js';
 
 decisionLogContract('SqliteDecisionLog', async () => new SqliteDecisionLog({ path: ':memory:' }));
@@ -70,6 +71,90 @@ describe('SqliteDecisionLog on disk', () => {
     await expect(log.search({ tenantId: 't', limit: 5, cursor: 'bogus' })).rejects.toMatchObject({
       code: 'invalid_request',
     });
+    await log.close();
+  });
+
+  it('spools batches in the journal while SQLite is refused, and delivers each once when it is back', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    const log = new SqliteDecisionLog({
+      path,
+      storeFault: () => (down ? new Error('decision_log store unavailable (injected)') : undefined),
+    });
+    const records = Array.from({ length: 30 }, () => sampleRecord());
+    for (const batch of [records.slice(0, 10), records.slice(10, 20), records.slice(20)]) {
+      await Promise.all(batch.map((record) => log.append(record)));
+    }
+    expect(log.spooled()).toBe(30);
+    expect(log.storeError()).toContain('injected');
+    // Answered records are readable at once, searchable once SQLite has them.
+    for (const record of records) expect(await log.get(record.tenantId, record.decisionId)).toEqual(record);
+    expect((await log.search({ tenantId: 'tenant-a', limit: 100 })).records).toHaveLength(0);
+    down = false;
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 50 });
+    expect((await log.search({ tenantId: 'tenant-a', limit: 100 })).records).toHaveLength(30);
+    await log.close();
+    const db = new Database(path, { readonly: true });
+    const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
+    db.close();
+    expect(counts).toEqual({ n: 30, d: 30 });
+  });
+
+  it('keeps journal order when SQLite itself fails a batch, and loses nothing across reopen', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const log = new SqliteDecisionLog({ path });
+    const first = Array.from({ length: 5 }, () => sampleRecord());
+    await Promise.all(first.map((record) => log.append(record)));
+    await log.search({ tenantId: 'tenant-a', limit: 1 });
+    // Another connection holds the write lock: the writer's inserts fail once its busy timeout ends.
+    const locker = new Database(path);
+    locker.exec('BEGIN EXCLUSIVE');
+    const during = Array.from({ length: 5 }, () => sampleRecord());
+    await Promise.all(during.map((record) => log.append(record)));
+    await vi.waitFor(() => expect(log.spooled()).toBe(5), { timeout: 15_000, interval: 50 });
+    const later = Array.from({ length: 5 }, () => sampleRecord());
+    await Promise.all(later.map((record) => log.append(record)));
+    expect(log.spooled()).toBe(10);
+    locker.exec('ROLLBACK');
+    locker.close();
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 15_000, interval: 50 });
+    await log.close();
+    const reopened = new SqliteDecisionLog({ path });
+    const all = [...first, ...during, ...later];
+    for (const record of all) expect(await reopened.get(record.tenantId, record.decisionId)).toEqual(record);
+    expect((await reopened.search({ tenantId: 'tenant-a', limit: 100 })).records).toHaveLength(15);
+    await reopened.close();
+  }, 30_000);
+
+  it('inserts the spooled records on the next open after a SIGKILL', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const script = `
+      const { SqliteDecisionLog } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const log = new SqliteDecisionLog({ path: ${JSON.stringify(path)}, storeFault: (() => {
+        let calls = 0;
+        return () => (++calls > 1 ? new Error('down') : undefined);
+      })() });
+      for (let turn = 0; turn < 4; turn++) {
+        const appends = [];
+        for (let i = 0; i < 50; i++) {
+          const n = turn * 50 + i;
+          appends.push(log.append({ decisionId: 'd' + n, tenantId: 't', kind: 'decision', createdAt: 1000 + n,
+            event: { type: 'x', id: 'e' + n, timestamp: 't', fields: {} }, verdict: 'accept', response: null,
+            ruleIds: ['r'], entities: ['acct-' + (n % 2)] }));
+        }
+        await Promise.all(appends);
+      }
+      if (log.spooled() !== 150) throw new Error('expected 150 spooled, got ' + log.spooled());
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const scriptFile = join(dirname(path), 'spool-and-die.mjs');
+    writeFileSync(scriptFile, script);
+    const child = spawnSync(process.execPath, [scriptFile]);
+    expect(child.signal, child.stderr.toString()).toBe('SIGKILL');
+    const log = new SqliteDecisionLog({ path });
+    expect((await log.search({ tenantId: 't', limit: 1000 })).records).toHaveLength(200);
+    expect((await log.search({ tenantId: 't', entity: 'acct-1', limit: 1000 })).records).toHaveLength(100);
+    expect(await log.findByEventId('t', 'e199', 0, 'decision')).toMatchObject({ decisionId: 'd199' });
     await log.close();
   });
 });

@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
   writeFileSync,
   writeSync,
@@ -25,7 +26,12 @@ import type {
 import { VigilError } from '@vigil/protocol';
 import Database from 'better-sqlite3';
 import { EventFilter } from './event-filter.js';
-import type { RecordRow, WriterRequest, WriterResponse } from './sqlite-log-writer.js';
+import {
+  parseJournalLine,
+  type RecordColumns,
+  type WriterRequest,
+  type WriterResponse,
+} from './sqlite-log-writer.js';
 
 /**
  * The writer's compiled script. Tests run this file from `src/` (as TypeScript), where Node 20
@@ -55,7 +61,24 @@ export interface SqliteDecisionLogOptions {
   sync?: 'normal' | 'full';
   /** Length at which the journal starts afresh once SQLite has all of it (default 64 MiB). */
   journalRotationBytes?: number;
+  /**
+   * Asked before a batch goes to SQLite; an error keeps the batch spooled in the journal as if
+   * SQLite had refused it (fault injection for drills).
+   */
+  storeFault?: () => Error | undefined;
 }
+
+/** Journal lines that SQLite has not taken yet: where they are in the journal, and their records. */
+interface SpooledBatch {
+  generation: number;
+  /** Byte range of the lines in the journal file. */
+  from: number;
+  to: number;
+  records: DecisionRecord[];
+}
+
+/** First and longest wait before spooled batches are offered to SQLite again. */
+const retryDelayMs = { first: 100, longest: 5_000 };
 
 interface Pending {
   resolve: () => void;
@@ -152,6 +175,12 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   readonly #events = new EventFilter();
   #eventsLoaded = false;
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #storeFault: (() => Error | undefined) | undefined;
+  /** Batches SQLite has not taken, in journal order; they are offered again with backoff. */
+  #spool: SpooledBatch[] = [];
+  #spoolTimer: NodeJS.Timeout | undefined;
+  #spoolDelayMs = retryDelayMs.first;
+  #lastStoreError: string | undefined;
 
   constructor(options: SqliteDecisionLogOptions) {
     // An in-memory database cannot be shared with the writer thread, so `:memory:` becomes a
@@ -165,6 +194,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#sync = options.sync ?? 'normal';
     this.#journalPath = `${path}.journal`;
     this.#rotationBytes = options.journalRotationBytes ?? journalRotationBytes;
+    this.#storeFault = options.storeFault;
     const { generation, written } = this.#recoverJournal();
     this.#generation = generation;
     this.#written = written;
@@ -256,7 +286,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     }
     // Everything in the journal is in SQLite now: start a fresh generation.
     const generation = storedGeneration + 1;
-    const header = `${JSON.stringify({ vigil_journal: 1, generation })}\n`;
+    const header = `${JSON.stringify({ vigil_journal: 2, generation })}\n`;
     const setMeta = this.#db.prepare(
       'INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
@@ -283,25 +313,25 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   append(record: DecisionRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const body = JSON.stringify({
-      event: record.event,
-      response: record.response,
-      features: record.features,
-    });
-    // One JSON line per record: the journal's line, and one string per batch for the writer.
+    // One line per record, the journal's and the writer's: the columns as a JSON array, a tab,
+    // then the body as stored. The body is serialised once; the writer splits at the tab, which
+    // JSON text without indentation never contains.
+    const columns: RecordColumns = [
+      record.decisionId,
+      record.tenantId,
+      record.kind,
+      record.event.id,
+      record.createdAt,
+      record.verdict,
+      record.ruleIds,
+      record.entities,
+    ];
     this.#rows.push(
-      JSON.stringify([
-        record.decisionId,
-        record.tenantId,
-        record.kind,
-        record.event.id,
-        record.createdAt,
-        record.verdict,
-        JSON.stringify(record.ruleIds),
-        JSON.stringify(record.entities),
-        body,
-        record.entities,
-      ] satisfies RecordRow),
+      `${JSON.stringify(columns)}\t${JSON.stringify({
+        event: record.event,
+        response: record.response,
+        features: record.features,
+      })}`,
     );
     this.#records.push(record);
     this.#events.add(eventKey(record.tenantId, record.event.id, record.kind));
@@ -319,6 +349,18 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     return this.#rows.length;
   }
 
+  /** Records durable in the journal that SQLite refused or could not be offered yet. */
+  spooled(): number {
+    let records = 0;
+    for (const batch of this.#spool) records += batch.records.length;
+    return records;
+  }
+
+  /** The last error SQLite answered a batch with, while batches are spooled. */
+  storeError(): string | undefined {
+    return this.#spool.length > 0 ? this.#lastStoreError : undefined;
+  }
+
   /** Writes this turn's records to the journal, answers their appends, and hands them to the writer. */
   #writeJournal(): void {
     this.#scheduled = false;
@@ -329,6 +371,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#rows = [];
     this.#records = [];
     this.#waiting = [];
+    const from = this.#written;
     try {
       const line = `${rows}\n`;
       writeSync(this.#journal, line);
@@ -343,12 +386,65 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
     }
     for (const pending of waiting) pending.resolve();
+    this.#deliver({ generation: this.#generation, from, to: this.#written, records }, rows, false);
+  }
+
+  /**
+   * Offers a batch to SQLite. Batches reach it in journal order: while any is spooled, later ones
+   * queue behind it, and the writer refuses new batches after a failed one until the spooled ones
+   * are in, so the journal offset it stores never passes a line SQLite lacks.
+   */
+  #deliver(batch: SpooledBatch, rows: string | undefined, retry: boolean): void {
+    const fault = this.#spool.length > 0 && !retry ? undefined : this.#storeFault?.();
+    if ((this.#spool.length > 0 && !retry) || fault !== undefined) {
+      this.#spoolBatch(batch, fault);
+      return;
+    }
     this.#request(
-      { op: 'records', rows, journal: { generation: this.#generation, offset: this.#written } },
-      records,
-    ).catch(() => {
-      // A failed insert keeps the records in the journal; the next open inserts them.
-    });
+      {
+        op: 'records',
+        rows: rows ?? this.#readJournal(batch),
+        journal: { generation: batch.generation, from: batch.from, offset: batch.to },
+      },
+      batch.records,
+    ).then(
+      () => {
+        this.#spoolDelayMs = retryDelayMs.first;
+      },
+      (error: unknown) => this.#spoolBatch(batch, error),
+    );
+  }
+
+  /** Keeps a batch for a later attempt; its lines stay in the journal, which a restart replays. */
+  #spoolBatch(batch: SpooledBatch, error: unknown): void {
+    if (error !== undefined) this.#lastStoreError = error instanceof Error ? error.message : String(error);
+    let at = this.#spool.length;
+    while (at > 0 && (this.#spool[at - 1] as SpooledBatch).from > batch.from) at -= 1;
+    this.#spool.splice(at, 0, batch);
+    if (this.#spoolTimer !== undefined || this.#closed || this.#failure !== undefined) return;
+    this.#spoolTimer = setTimeout(() => this.#retrySpool(), this.#spoolDelayMs);
+    this.#spoolTimer.unref();
+  }
+
+  #retrySpool(): void {
+    this.#spoolTimer = undefined;
+    if (this.#closed || this.#failure !== undefined || this.#spool.length === 0) return;
+    this.#spoolDelayMs = Math.min(this.#spoolDelayMs * 2, retryDelayMs.longest);
+    const batches = this.#spool;
+    this.#spool = [];
+    for (const batch of batches) this.#deliver(batch, undefined, true);
+  }
+
+  /** A spooled batch's lines, read back from the journal (they are not kept in memory). */
+  #readJournal(batch: SpooledBatch): string {
+    const buffer = Buffer.alloc(batch.to - batch.from);
+    const fd = openSync(this.#journalPath, 'r');
+    try {
+      readSync(fd, buffer, 0, buffer.length, batch.from);
+    } finally {
+      closeSync(fd);
+    }
+    return buffer.toString('utf8', 0, buffer.length - 1);
   }
 
   #request(request: DistributiveOmit<WriterRequest, 'id'>, records?: DecisionRecord[]): Promise<void> {
@@ -382,7 +478,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #rotateJournal(): void {
     if (this.#pendingById.size > 0 || this.#rows.length > 0 || this.#written < this.#rotationBytes) return;
     this.#generation += 1;
-    const header = `${JSON.stringify({ vigil_journal: 1, generation: this.#generation })}\n`;
+    const header = `${JSON.stringify({ vigil_journal: 2, generation: this.#generation })}\n`;
     ftruncateSync(this.#journal, 0);
     writeSync(this.#journal, header);
     this.#written = Buffer.byteLength(header);
@@ -574,6 +670,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     if (this.#closed) return;
     await this.#drain();
     this.#closed = true;
+    // Spooled batches stay in the journal; the next open inserts them.
+    clearTimeout(this.#spoolTimer);
     await this.#writer.terminate();
     closeSync(this.#journal);
     this.#db.close();
@@ -625,7 +723,7 @@ function insertRows(db: Database.Database, lines: string[]): void {
   db.transaction(() => {
     for (const line of lines) {
       if (line === '') continue;
-      const row = JSON.parse(line) as RecordRow;
+      const row = parseJournalLine(line);
       insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
     }
   })();

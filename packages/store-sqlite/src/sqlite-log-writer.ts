@@ -7,6 +7,18 @@ import Database from 'better-sqlite3';
  * each batch in one transaction, and acknowledges it once committed.
  */
 
+/** The columns of a journal line, before the tab and the body (journal version 2). */
+export type RecordColumns = [
+  decisionId: string,
+  tenantId: string,
+  kind: string,
+  eventId: string,
+  createdAt: number,
+  verdict: string | null,
+  ruleIds: readonly string[],
+  entities: readonly string[],
+];
+
 /** One record as the writer stores it: `records` columns, then its entity values. */
 export type RecordRow = [
   decisionId: string,
@@ -25,10 +37,13 @@ export type WriterRequest =
   | {
       id: number;
       op: 'records';
-      /** JSON-encoded `RecordRow`s, one per line. */
+      /** Journal lines (see `parseJournalLine`), separated by newlines. */
       rows: string;
-      /** How far into which journal generation these rows reach, stored with them. */
-      journal: { generation: number; offset: number };
+      /**
+       * Where in which journal generation these rows are: from `from` to `offset`. The offset is
+       * stored with them; a batch that does not start where the stored offset ends is refused.
+       */
+      journal: { generation: number; from: number; offset: number };
     }
   | { id: number; op: 'shadows'; tenantId: string; decisionId: string; body: string }
   | {
@@ -41,6 +56,29 @@ export type WriterRequest =
   | { id: number; op: 'sync_index' };
 
 export type WriterResponse = { id: number; error?: string };
+
+/**
+ * Reads one journal line: `<columns JSON>\t<body JSON>` (version 2), or the JSON array of a
+ * `RecordRow` that version 1 wrote. JSON text without indentation has no raw tab, so the first
+ * tab separates the two.
+ */
+export function parseJournalLine(line: string): RecordRow {
+  const tab = line.indexOf('\t');
+  if (tab < 0) return JSON.parse(line) as RecordRow;
+  const columns = JSON.parse(line.slice(0, tab)) as RecordColumns;
+  return [
+    columns[0],
+    columns[1],
+    columns[2],
+    columns[3],
+    columns[4],
+    columns[5],
+    JSON.stringify(columns[6]),
+    JSON.stringify(columns[7]),
+    line.slice(tab + 1),
+    columns[7] as string[],
+  ];
+}
 
 interface WriterOptions {
   path: string;
@@ -143,7 +181,7 @@ function start(options: WriterOptions): void {
     setMeta.run('journal_generation', journal.generation);
     setMeta.run('journal_offset', journal.offset);
     for (const line of lines.split('\n')) {
-      const row = JSON.parse(line) as RecordRow;
+      const row = parseJournalLine(line);
       const result = insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
       if (result.changes === 0) continue;
       lastSeq = result.lastInsertRowid;
@@ -163,11 +201,29 @@ function start(options: WriterOptions): void {
     }
   });
 
+  /**
+   * How far into the journal SQLite has every line. Batches are taken only in journal order (a
+   * new generation starts once SQLite has all of the last one), so after a failed batch the later
+   * ones are refused until it is in, and the stored offset never passes a line SQLite lacks.
+   */
+  const meta = db.prepare('SELECT value FROM log_meta WHERE key = ?');
+  const position = {
+    generation: (meta.get('journal_generation') as { value: number } | undefined)?.value ?? 0,
+    offset: (meta.get('journal_offset') as { value: number } | undefined)?.value ?? 0,
+  };
   port.on('message', (request: WriterRequest) => {
     const response: WriterResponse = { id: request.id };
     try {
       if (request.op === 'records') {
+        const { generation, from, offset } = request.journal;
+        if (
+          generation < position.generation ||
+          (generation === position.generation && from !== position.offset)
+        )
+          throw new Error('an earlier batch of the journal is not stored yet');
         writeRecords(request.rows, request.journal);
+        position.generation = generation;
+        position.offset = offset;
         indexSoon();
       } else if (request.op === 'sync_index') {
         clearTimeout(timer);
