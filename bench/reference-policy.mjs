@@ -1,7 +1,8 @@
 // The reference policy of Vigil's benchmarks: 30 fraud rules for a `payment` event, written in CEL
 // (SPEC §2), with the event type's schema, the features the rules read, and a seeded generator of
 // realistic events. `bench/rules.mjs` runs the rules with several engines; `bench/run.mjs` publishes
-// the rules that read no feature to a live server.
+// the rules that read no feature to a live server, and, in its full configuration, all 30 rules with
+// the features and lists below (`fullHttpPolicy`).
 //
 // The schema is a superset of the one `bench/run.mjs` uses without a policy, so that a body which
 // carries every field the rules read can still be of the same size.
@@ -30,12 +31,14 @@ export const eventTypeSchema = {
     phone: { type: 'phone' },
     // Carried, not read by any rule.
     card_bin: { type: 'string' },
+    // A token of the card (the processor's PAN fingerprint): the card key of the card features.
+    card_id: { type: 'string' },
     merchant_id: { type: 'string' },
     session_id: { type: 'string' },
   },
 };
 
-/** Features the rules read, by CEL type (`features.<name>`). The server has no features yet. */
+/** Features the rules read, by CEL type (`features.<name>`); defined in `featureDefinitions`. */
 export const featureTypes = {
   txn_count_1h: 'int',
   txn_count_24h: 'int',
@@ -179,12 +182,122 @@ export const readsFeatures = (candidate) => /\bfeatures\./.test(candidate.when);
 /** The policy of the in-process benchmark (all 30 rules). */
 export const referencePolicy = { strategy: 'worst', on_missing: 'not_hit', rules };
 
-/** The policy published to the server: the rules that read no feature (the server has none yet). */
+/** The policy of the HTTP run without features or lists: the rules that read no feature. */
 export const httpPolicy = {
   strategy: 'worst',
   on_missing: 'not_hit',
   rules: rules.filter((candidate) => !readsFeatures(candidate)),
 };
+
+// ---------------------------------------------------------------------------------------------
+// The full reference configuration of the HTTP benchmark (issue 4): 8 features, 3 lists, and the
+// 30 rules plus the 2 rules that read the lists.
+
+/**
+ * The 8 features of the `payment` event type (`PUT /v1/manage/features/:name`), keyed by account,
+ * card, IP and device, over windows from 1 min to 24 h. The first four are the ones the rules read
+ * (`featureTypes`: count and distinct are CEL ints, sum a double). The other four are read by no
+ * rule, as is common for features kept for explanations and backtests; the server updates and reads
+ * every feature of an event type whether or not a policy reads it (docs/FEATURES.md).
+ */
+export const featureDefinitions = {
+  txn_count_1h: {
+    aggregation: 'count',
+    by: ['account_id'],
+    window: '1h',
+    event_types: ['payment'],
+    description: 'Payments of the account in the last hour, this one included',
+  },
+  txn_count_24h: {
+    aggregation: 'count',
+    by: ['account_id'],
+    window: '24h',
+    event_types: ['payment'],
+    description: 'Payments of the account in the last 24 hours',
+  },
+  amount_sum_24h: {
+    aggregation: 'sum',
+    field: 'amount',
+    by: ['account_id'],
+    window: '24h',
+    event_types: ['payment'],
+    description: 'Amount the account paid in the last 24 hours',
+  },
+  distinct_cards_24h: {
+    aggregation: 'distinct',
+    field: 'card_id',
+    by: ['account_id'],
+    window: '24h',
+    event_types: ['payment'],
+    description: 'Cards the account paid with in the last 24 hours (card testing)',
+  },
+  card_txn_count_10m: {
+    aggregation: 'count',
+    by: ['card_id'],
+    window: '10m',
+    event_types: ['payment'],
+    description: 'Payments with the card in the last 10 minutes',
+  },
+  ip_txn_count_1m: {
+    aggregation: 'count',
+    by: ['ip'],
+    window: '1m',
+    event_types: ['payment'],
+    description: 'Payments from the IP address in the last minute',
+  },
+  accounts_per_ip_1h: {
+    aggregation: 'distinct',
+    field: 'account_id',
+    by: ['ip'],
+    window: '1h',
+    event_types: ['payment'],
+    description: 'Accounts that paid from the IP address in the last hour',
+  },
+  accounts_per_device_24h: {
+    aggregation: 'distinct',
+    field: 'account_id',
+    by: ['device_id'],
+    window: '24h',
+    event_types: ['payment'],
+    description: 'Accounts that paid from the device in the last 24 hours (account farming)',
+  },
+};
+
+/** The 3 lists (`PUT /v1/manage/lists/:name`); `bench/run.mjs` fills them through the bulk import. */
+export const listDefinitions = {
+  blocked_ips: {
+    kind: 'block',
+    type: 'ip',
+    description: 'Addresses and CIDR ranges of known fraud: proxies, Tor exits, hosting ranges',
+  },
+  blocked_devices_emails: {
+    kind: 'block',
+    type: 'string',
+    description: 'Device ids and e-mail addresses of confirmed fraud',
+  },
+  allowed_accounts: {
+    kind: 'allow',
+    type: 'account',
+    description: 'Vetted accounts (corporate, VIP) that the block lists do not stop',
+  },
+};
+
+/** The rules that read the lists: a block list hit rejects, unless the account is allow-listed. */
+export const listRules = [
+  rule('blocked-ip', "in_list('blocked_ips', event.ip) && !in_list('allowed_accounts', event.account_id)", {
+    verdict: 'reject',
+    score: 90,
+    tags: ['blocklist'],
+  }),
+  rule(
+    'blocked-device-or-email',
+    "(in_list('blocked_devices_emails', event.device_id) || in_list('blocked_devices_emails', event.email)) && !in_list('allowed_accounts', event.account_id)",
+    { verdict: 'reject', score: 90, tags: ['blocklist'] },
+  ),
+];
+
+/** The policy of the full HTTP configuration: the 30 rules, then the 2 list rules. */
+export const fullHttpPolicy = { strategy: 'worst', on_missing: 'not_hit', rules: [...rules, ...listRules] };
 
 // ---------------------------------------------------------------------------------------------
 // Events

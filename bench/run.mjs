@@ -10,7 +10,9 @@
 //
 // By default the rule-evaluation benchmark runs first, in its own process (bench/rules.mjs), then
 // the HTTP benchmark: Vigil without a policy, Vigil with the reference policy published
-// (bench/reference-policy.mjs, the rules that read no feature), and the bare server.
+// (bench/reference-policy.mjs, the rules that read no feature), Vigil with the full reference
+// configuration (the 30 rules, the 2 list rules, 8 features and 3 filled lists, loaded with varied
+// keys by bench/decision-keys.lua), and the bare server.
 //
 // The servers run one after the other, never both at once, each as its own `node` process.
 // Every child is stopped by its PID when the benchmark ends, fails or is interrupted.
@@ -27,18 +29,29 @@ import {
 } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { httpPolicy, eventTypeSchema as referenceSchema } from './reference-policy.mjs';
+import {
+  featureDefinitions,
+  featureTypes,
+  fullHttpPolicy,
+  httpPolicy,
+  listDefinitions,
+  prng,
+  eventTypeSchema as referenceSchema,
+} from './reference-policy.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const benchDir = join(root, 'bench');
 const resultsDir = join(benchDir, 'results');
 const luaScript = join(benchDir, 'decision.lua');
+const keysLuaScript = join(benchDir, 'decision-keys.lua');
 
 const targets = { ratio: 0.6, readyMs: 1500, halfLoadP99Ms: 5 };
+/** Issue 4: the decision API with the full reference configuration against the bare route. */
+const fullTargets = { ratio: 0.4, halfLoadP99Ms: 5 };
 /** The event body is this size for every request, with every id. */
 const bodyBytes = 588;
 
@@ -168,6 +181,147 @@ function policyBodyTemplate() {
     throw new Error('the policy event template does not come to the intended body size');
   }
   return template;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The full reference configuration: varied keys, filled lists
+
+/**
+ * How the full-configuration load spreads its keys (bench/decision-keys.lua): 100,000 accounts
+ * (50,000 IP addresses in common use), and 1% of requests from known bad actors: half from the
+ * blocked range 185.220.100.0/22, half from one of 20,000 actors whose device and e-mail are listed.
+ */
+const keySpread = { accounts: 100_000, badShare: 0.01, badActors: 20_000 };
+
+/** The key formats of bench/decision-keys.lua, by index; each has a fixed width. */
+const keys = {
+  account: (n) => `acct-${String(n).padStart(10, '0')}`,
+  email: (n) => `u${String(n).padStart(9, '0')}@example.com`,
+  device: (n) => `dev-${String(n).padStart(20, '0')}`,
+  card: (n) => `card-${String(n).padStart(12, '0')}`,
+  /** Four octets from 100 to 254: a bijection of [0, 155^4), so every index has its own address. */
+  ip: (n) => {
+    let x = (n * 48271) % 577_200_625;
+    const octets = [];
+    for (let index = 0; index < 4; index += 1) {
+      octets.unshift(100 + (x % 155));
+      x = Math.floor(x / 155);
+    }
+    return octets.join('.');
+  },
+};
+
+/** The placeholders of the full-configuration body, with a value of each one's width. */
+const keySamples = {
+  '@ID@': 'w0001-01-000000001',
+  '@ACCOUNT@': keys.account(0),
+  '@EMAIL@': keys.email(0),
+  '@IP@': keys.ip(0),
+  '@DEVICE@': keys.device(0),
+  '@CARD@': keys.card(0),
+};
+
+/** The template with every placeholder replaced (`values`: placeholder → value). */
+function fillTemplate(template, values) {
+  let body = template;
+  for (const [placeholder, value] of Object.entries(values)) body = body.replace(placeholder, value);
+  return body;
+}
+
+/**
+ * The body of the full-configuration run: the policy run's event with the keys as placeholders
+ * that bench/decision-keys.lua fills per request, plus `card_id` (the card features' key). It is
+ * `bodyBytes` bytes with every key; the user agent is shortened to fit.
+ */
+function fullBodyTemplate() {
+  const event = {
+    type: 'payment',
+    id: '@ID@',
+    timestamp: '2026-11-24T12:00:00.000Z',
+    fields: {
+      account_id: '@ACCOUNT@',
+      amount: 629.5,
+      currency: 'EUR',
+      ip: '@IP@',
+      device_id: '@DEVICE@',
+      card_id: '@CARD@',
+      email: '@EMAIL@',
+      country: 'FR',
+      bin_country: 'DE',
+      channel: 'web',
+      account_age_days: 412,
+      is_new_device: true,
+      failed_logins_1h: 1,
+      email_verified: true,
+      merchant_category: '5732',
+      recent_countries: ['FR', 'DE'],
+      shipping_country: 'FR',
+      phone: '+33612345678',
+      user_agent: '',
+    },
+    timeout_ms: 100,
+  };
+  const userAgent =
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0 (bench padding ............................................................)';
+  const fixed = Buffer.byteLength(fillTemplate(JSON.stringify(event), keySamples));
+  // The keys and `card_id` leave about 30 bytes of user agent (a cut one: no rule reads more).
+  if (fixed + 24 > bodyBytes) throw new Error('the full-configuration event does not fit in the body size');
+  event.fields.user_agent = userAgent.slice(0, bodyBytes - fixed);
+  const template = JSON.stringify(event);
+  if (Buffer.byteLength(fillTemplate(template, keySamples)) !== bodyBytes) {
+    throw new Error('the full-configuration template does not come to the intended body size');
+  }
+  return template;
+}
+
+/**
+ * The entries of the 3 lists, from a seeded PRNG (the same on every run):
+ * - `blocked_ips`: 40,000 single addresses and 10,000 CIDR ranges (/16 to /29, mostly /24) with a
+ *   first octet from 11 to 99, so ordinary traffic (octets 100 to 254) meets them only through the
+ *   bad share; plus 185.220.100.0/22, the range that share comes from. Addresses expire in 30 days.
+ * - `blocked_devices_emails`: the device and the e-mail of each of the 20,000 bad actors.
+ * - `allowed_accounts`: every tenth account (10,000): a tenth of the blocked-range traffic passes.
+ */
+function listEntries() {
+  const random = prng(20261126);
+  const octet = (low, high) => low + Math.floor(random() * (high - low + 1));
+  const addresses = new Set();
+  while (addresses.size < 40_000) {
+    addresses.add(`${octet(11, 99)}.${octet(0, 255)}.${octet(0, 255)}.${octet(1, 254)}`);
+  }
+  const prefixes = [16, 18, 20, 21, 22, 23, 24, 24, 24, 24, 24, 24, 24, 24, 24, 25, 26, 27, 28, 29];
+  const ranges = new Set(['185.220.100.0/22']);
+  while (ranges.size < 10_001) {
+    const prefix = prefixes[Math.floor(random() * prefixes.length)];
+    const address = (octet(11, 99) * 2 ** 24 + octet(0, 255) * 2 ** 16 + octet(0, 255) * 2 ** 8) >>> 0;
+    const network = (address & (~0 << (32 - prefix))) >>> 0;
+    ranges.add(`${[24, 16, 8, 0].map((shift) => (network >>> shift) & 255).join('.')}/${prefix}`);
+  }
+  const notes = ['proxy', 'hosting', 'chargeback', 'botnet', 'tor exit'];
+  const blockedIps = [
+    ...[...addresses].map((value, index) => ({
+      value,
+      ttl_seconds: 30 * 86_400,
+      note: `${notes[index % notes.length]} (case ${100_000 + index})`,
+    })),
+    ...[...ranges].map((value, index) => ({ value, note: notes[index % notes.length] })),
+  ];
+  const blockedDevicesEmails = [];
+  for (let actor = 0; actor < keySpread.badActors; actor += 1) {
+    blockedDevicesEmails.push(
+      { value: keys.device(2 * keySpread.accounts + actor), note: `device of fraud case ${actor}` },
+      { value: keys.email(keySpread.accounts + actor), note: `e-mail of fraud case ${actor}` },
+    );
+  }
+  const allowedAccounts = [];
+  for (let account = 7; account < keySpread.accounts; account += 10) {
+    allowedAccounts.push({ value: keys.account(account), note: 'vetted' });
+  }
+  return {
+    blocked_ips: blockedIps,
+    blocked_devices_emails: blockedDevicesEmails,
+    allowed_accounts: allowedAccounts,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,9 +458,10 @@ async function api(port, method, path, token, body) {
 
 /**
  * A tenant, a `decide`+`manage` key and the `payment` event type; with `policy`, the reference
- * schema and the policy, saved and published. Returns the API key and the published version.
+ * schema and the policy, saved and published (after `beforePolicy(apiKey)`, which sets up what the
+ * policy reads). Returns the API key and the published version.
  */
-async function setUpTenant(port, adminToken, policy) {
+async function setUpTenant(port, adminToken, policy, beforePolicy) {
   const tenant = await api(port, 'POST', '/v1/admin/tenants', adminToken, { name: 'bench' });
   const key = await api(port, 'POST', `/v1/admin/tenants/${tenant.body.id}/keys`, adminToken, {
     scopes: ['decide', 'manage'],
@@ -315,6 +470,7 @@ async function setUpTenant(port, adminToken, policy) {
   const schema = policy === undefined ? eventSchema : referenceSchema;
   await api(port, 'PUT', '/v1/manage/event-types/payment', apiKey, schema);
   if (policy === undefined) return { apiKey, policyVersion: null };
+  if (beforePolicy !== undefined) await beforePolicy(apiKey);
   const saved = await api(port, 'POST', '/v1/manage/policies/payment/versions', apiKey, policy);
   const policyVersion = saved.body.version;
   await api(port, 'POST', `/v1/manage/policies/payment/versions/${policyVersion}/publish`, apiKey, {});
@@ -361,13 +517,218 @@ async function checkDecision(port, apiKey, template) {
   return first.body;
 }
 
+/** The CEL type a feature's value has in rules (docs/FEATURES.md). */
+const featureValueType = (definition) =>
+  definition.aggregation === 'count' || definition.aggregation === 'distinct' ? 'int' : 'double';
+
+/** Every feature the rules read (`featureTypes`, as bench/rules.mjs declares them) is defined, alike. */
+function checkFeatureDefinitions() {
+  for (const [name, type] of Object.entries(featureTypes)) {
+    const definition = featureDefinitions[name];
+    if (definition === undefined || featureValueType(definition) !== type) {
+      throw new Error(`feature ${name} (${type}) read by the rules has no matching definition`);
+    }
+  }
+}
+
+/**
+ * The 8 features, then the 3 lists, each filled with one bulk import (JSON); waits until every
+ * feature is `ready`. Returns the imported counts and the time the imports took.
+ */
+async function setUpFeaturesAndLists(port, apiKey, entries) {
+  for (const [name, definition] of Object.entries(featureDefinitions)) {
+    await api(port, 'PUT', `/v1/manage/features/${name}`, apiKey, definition);
+  }
+  const imported = {};
+  const started = performance.now();
+  for (const [name, definition] of Object.entries(listDefinitions)) {
+    await api(port, 'PUT', `/v1/manage/lists/${name}`, apiKey, definition);
+    const { body } = await api(port, 'POST', `/v1/manage/lists/${name}/entries`, apiKey, entries[name]);
+    if (body.rejected.length > 0 || body.added !== entries[name].length) {
+      throw new Error(
+        `list ${name}: ${body.added} of ${entries[name].length} entries added, rejected: ${JSON.stringify(body.rejected.slice(0, 5))}`,
+      );
+    }
+    imported[name] = body.added;
+  }
+  const importMs = performance.now() - started;
+  // A new feature is backfilled from stored history (none here); wait until each one is ready.
+  for (let waited = 0; ; waited += 50) {
+    const { body } = await api(port, 'GET', '/v1/manage/features', apiKey);
+    const statuses = body.features.map((feature) => `${feature.name}:${feature.status}`);
+    if (body.features.some((feature) => feature.status === 'failed')) {
+      throw new Error(`a feature failed: ${statuses.join(', ')}`);
+    }
+    if (
+      body.features.length === Object.keys(featureDefinitions).length &&
+      body.features.every((feature) => feature.status === 'ready')
+    ) {
+      break;
+    }
+    if (waited > 20_000) throw new Error(`features not ready after 20 s: ${statuses.join(', ')}`);
+    await sleep(50);
+  }
+  return { list_entries: imported, import_ms: Math.round(importMs) };
+}
+
+/**
+ * Before the full-configuration load: decisions by hand show that features and lists are really
+ * evaluated. Throws (and so fails the benchmark) unless:
+ * - on a key no one else uses, 3 decisions give the 3rd every feature with its exact value (counts 3,
+ *   sum 3 × amount, distincts 1), the 1st hits only the body's two rules, and the 11th also hits
+ *   `velocity-1h` (`features.txn_count_1h > 10`);
+ * - a listed address, an address inside a listed range, the load's blocked range, a listed e-mail
+ *   and a listed device are each rejected by their list rule, and an allow-listed account on a
+ *   listed address is not;
+ * - no decision has a rule error or a degraded component.
+ * Returns a one-line summary and the figures.
+ */
+async function checkFullConfiguration(port, apiKey, template, policyVersion, entries) {
+  const { accounts, badActors } = keySpread;
+  const fresh = 9_000_000; // beyond every index the load uses
+  let sequence = 0;
+  const decide = async (index, overrides = {}) => {
+    sequence += 1;
+    const values = {
+      '@ID@': `fchk-00-${String(sequence).padStart(9, '0')}`,
+      '@ACCOUNT@': keys.account(index),
+      '@EMAIL@': keys.email(index),
+      '@IP@': keys.ip(index),
+      '@DEVICE@': keys.device(index),
+      '@CARD@': keys.card(index),
+      ...overrides,
+    };
+    const { body } = await api(
+      port,
+      'POST',
+      '/v1/decisions',
+      apiKey,
+      JSON.parse(fillTemplate(template, values)),
+    );
+    if (body.errors.length > 0 || body.degraded.length > 0) {
+      throw new Error(`full configuration: a decision with errors or degraded: ${JSON.stringify(body)}`);
+    }
+    return body;
+  };
+  const hitsOf = (decision) => decision.rules.map((hit) => hit.id);
+  // The published version serves within 1 s (SPEC §4); wait for it on a key of its own.
+  const started = performance.now();
+  while ((await decide(fresh + 1)).policy_version !== policyVersion) {
+    if (performance.now() - started > 5000)
+      throw new Error(`policy version ${policyVersion} not serving after 5 s`);
+    await sleep(50);
+  }
+  const bodyRules = ['bin-country-mismatch', 'new-device-amount'];
+  const repeats = [];
+  for (let count = 0; count < 11; count += 1) repeats.push(await decide(fresh));
+  const { body: detail } = await api(port, 'GET', `/v1/manage/decisions/${repeats[2].decision_id}`, apiKey);
+  const amount = JSON.parse(fillTemplate(template, keySamples)).fields.amount;
+  const expected = {
+    txn_count_1h: 3,
+    txn_count_24h: 3,
+    amount_sum_24h: 3 * amount,
+    distinct_cards_24h: 1,
+    card_txn_count_10m: 3,
+    ip_txn_count_1m: 3,
+    accounts_per_ip_1h: 1,
+    accounts_per_device_24h: 1,
+  };
+  const wrong = Object.keys(featureDefinitions).filter((name) => detail.features?.[name] !== expected[name]);
+  if (wrong.length > 0) {
+    throw new Error(
+      `full configuration: features on a repeat key are not as expected (${wrong.join(', ')}): got ${JSON.stringify(detail.features)}, expected ${JSON.stringify(expected)}`,
+    );
+  }
+  if (hitsOf(repeats[0]).join(',') !== bodyRules.join(',')) {
+    throw new Error(`full configuration: unexpected first decision: ${JSON.stringify(repeats[0])}`);
+  }
+  if (!hitsOf(repeats[10]).includes('velocity-1h') || repeats[10].verdict !== 'review') {
+    throw new Error(
+      `full configuration: the 11th payment of an account did not hit velocity-1h: ${JSON.stringify(repeats[10])}`,
+    );
+  }
+  const [listedAddress] = entries.blocked_ips;
+  const range = entries.blocked_ips.find(
+    (entry) => entry.value.includes('/') && !entry.value.startsWith('185.220.'),
+  );
+  const inRange = range.value.replace(/\.(\d+)\/\d+$/, (_, last) => `.${Number(last) + 1}`);
+  const allowed = keys.account(7);
+  if (!entries.allowed_accounts.some((entry) => entry.value === allowed))
+    throw new Error('account 7 is not allow-listed');
+  const cases = [
+    ['listed address', 'blocked-ip', fresh + 2, { '@IP@': listedAddress.value }],
+    ['address in a listed range', 'blocked-ip', fresh + 3, { '@IP@': inRange }],
+    ["address in the load's blocked range", 'blocked-ip', fresh + 4, { '@IP@': '185.220.101.150' }],
+    [
+      'listed e-mail',
+      'blocked-device-or-email',
+      fresh + 5,
+      { '@EMAIL@': keys.email(accounts + badActors - 1) },
+    ],
+    ['listed device', 'blocked-device-or-email', fresh + 6, { '@DEVICE@': keys.device(2 * accounts) }],
+  ];
+  for (const [what, rule, index, overrides] of cases) {
+    const decision = await decide(index, overrides);
+    if (!hitsOf(decision).includes(rule) || decision.verdict !== 'reject') {
+      throw new Error(
+        `full configuration: a ${what} was not rejected by ${rule}: ${JSON.stringify(decision)}`,
+      );
+    }
+  }
+  const pass = await decide(fresh + 7, { '@ACCOUNT@': allowed, '@IP@': listedAddress.value });
+  if (hitsOf(pass).join(',') !== bodyRules.join(',') || pass.verdict !== 'challenge') {
+    throw new Error(
+      `full configuration: an allow-listed account on a listed address was blocked: ${JSON.stringify(pass)}`,
+    );
+  }
+  const line =
+    `features 8/8 exact on a repeat key (3rd payment: txn_count_1h ${detail.features.txn_count_1h}, amount_sum_24h ${detail.features.amount_sum_24h}), ` +
+    'velocity-1h hits the 11th; listed address, range, e-mail, device -> reject; allow-listed account passes';
+  return { line, features_on_repeat_key: detail.features, sample_decision: repeats[0], decisions: sequence };
+}
+
+/**
+ * After the full-configuration load: the load's bad share met the lists, so both list rules hit some
+ * of its decisions (found with the decision search; the search index fills behind the answers, so
+ * this polls for up to 10 s). Throws otherwise.
+ */
+async function checkListHitsUnderLoad(port, apiKey) {
+  const found = {};
+  for (const rule of ['blocked-ip', 'blocked-device-or-email']) {
+    for (let waited = 0; ; waited += 100) {
+      const { body } = await api(port, 'GET', `/v1/manage/decisions?rule=${rule}&limit=1`, apiKey);
+      const [decision] = body.decisions;
+      if (decision?.event_id.startsWith('w')) {
+        found[rule] = decision.event_id;
+        break;
+      }
+      if (waited > 10_000) throw new Error(`no decision of the load hit ${rule}: the keys miss the lists`);
+      await sleep(100);
+    }
+  }
+  return found;
+}
+
 // ---------------------------------------------------------------------------------------------
 // wrk
 
 let wrkRuns = 0;
 
-/** Runs wrk with bench/decision.lua; fails on any non-2xx response or socket error. */
-async function runWrk({ port, apiKey, template, connections, seconds, thinkMs = 0, pid }) {
+/**
+ * Runs wrk with `script` (bench/decision.lua by default; `scriptArgs` follow its 4 arguments);
+ * fails on any non-2xx response or socket error.
+ */
+async function runWrk({
+  port,
+  apiKey,
+  template,
+  connections,
+  seconds,
+  thinkMs = 0,
+  pid,
+  script = luaScript,
+  scriptArgs = [],
+}) {
   wrkRuns += 1;
   const tag = `w${String(wrkRuns).padStart(4, '0')}`;
   const args = [
@@ -378,13 +739,14 @@ async function runWrk({ port, apiKey, template, connections, seconds, thinkMs = 
     '5s',
     '--latency',
     '-s',
-    luaScript,
+    script,
     `http://127.0.0.1:${port}/v1/decisions`,
     '--',
     apiKey,
     template,
     tag,
     String(thinkMs),
+    ...scriptArgs,
   ];
   const cpuBefore = pid === undefined ? Number.NaN : cpuMs(pid);
   const { code, stdout, stderr } = await new Promise((resolve, reject) => {
@@ -424,6 +786,8 @@ async function runWrk({ port, apiKey, template, connections, seconds, thinkMs = 
     think_ms: thinkMs,
     seconds: Math.round(wallSeconds * 100) / 100,
     requests: result.requests,
+    // 200 answers not made with every component (bench/decision-keys.lua counts them; null: not counted).
+    degraded: result.degraded ?? null,
     rps: Math.round(result.requests / wallSeconds),
     p50_ms: ms(result.latency_us.p50),
     p90_ms: ms(result.latency_us.p90),
@@ -511,14 +875,14 @@ async function benchBare(options, template, pacedConnections) {
 }
 
 /**
- * Vigil at full load, and at half load unless it is the profiled run (whose numbers are not kept)
- * or the run with a policy (`policy`: full load only, with the reference schema and policy).
+ * Starts Vigil (`node apps/server/dist/main.js`, with `nodeArgs`) on a free port and a new data
+ * dir, waits until it is ready and has loaded its IP data, runs `work({ port, adminToken, readyMs,
+ * pid })`, then stops it and removes the data dir, also when anything fails.
  */
-async function benchVigil(options, template, profileDir, policy) {
+async function withVigil(nodeArgs, work) {
   const port = await freePort();
   const dataDir = makeTempDir('vigil-bench-');
   const adminToken = randomBytes(16).toString('hex');
-  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   const spawnedAt = performance.now();
   const server = startServer('vigil', [...nodeArgs, join(root, 'apps/server/dist/main.js')], {
     PORT: String(port),
@@ -534,23 +898,71 @@ async function benchVigil(options, template, profileDir, policy) {
     for (let waited = 0; waited < 20_000 && !server.output().includes('IP database'); waited += 100) {
       await sleep(100);
     }
+    return await work({ port, adminToken, readyMs: Math.round(readyMs), pid: server.child.pid });
+  } finally {
+    await stopServer(server);
+    removeTempDir(dataDir);
+  }
+}
+
+/**
+ * Vigil at full load, and at half load unless it is the profiled run (whose numbers are not kept)
+ * or the run with a policy (`policy`: full load only, with the reference schema and policy).
+ */
+function benchVigil(options, template, profileDir, policy) {
+  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  return withVigil(nodeArgs, async ({ port, adminToken, readyMs, pid }) => {
     const { apiKey, policyVersion } = await setUpTenant(port, adminToken, policy);
     const sample =
       policy === undefined
         ? await checkDecision(port, apiKey, template)
         : await checkPolicyDecision(port, apiKey, template, policyVersion);
-    const load = { port, apiKey, template, pid: server.child.pid };
+    const load = { port, apiKey, template, pid };
     const max = await measureMax(load, options);
     if (profileDir !== undefined) return { max };
     if (policy !== undefined) {
-      return { ready_ms: Math.round(readyMs), rules: policy.rules.length, sample_decision: sample, max };
+      return { ready_ms: readyMs, rules: policy.rules.length, sample_decision: sample, max };
     }
     const half = await measureHalfLoad(load, options, max.rps);
-    return { ready_ms: Math.round(readyMs), sample_decision: sample, max, half };
-  } finally {
-    await stopServer(server);
-    removeTempDir(dataDir);
-  }
+    return { ready_ms: readyMs, sample_decision: sample, max, half };
+  });
+}
+
+/**
+ * Vigil with the full reference configuration (issue 4): the reference schema, the 8 features, the
+ * 3 lists filled by bulk import, and `fullHttpPolicy` published; the sanity check by hand, then
+ * full load and half load with bench/decision-keys.lua, which varies the keys per request.
+ */
+function benchVigilFull(options, template, entries) {
+  return withVigil([], async ({ port, adminToken, readyMs, pid }) => {
+    let setup;
+    const { apiKey, policyVersion } = await setUpTenant(port, adminToken, fullHttpPolicy, async (key) => {
+      setup = await setUpFeaturesAndLists(port, key, entries);
+    });
+    const sanity = await checkFullConfiguration(port, apiKey, template, policyVersion, entries);
+    console.log(`  sanity: ${sanity.line}`);
+    const load = {
+      port,
+      apiKey,
+      template,
+      pid,
+      script: keysLuaScript,
+      scriptArgs: [keySpread.accounts, keySpread.badShare, keySpread.badActors].map(String),
+    };
+    const max = await measureMax(load, options);
+    sanity.list_hits_under_load = await checkListHitsUnderLoad(port, apiKey);
+    const half = await measureHalfLoad(load, options, max.rps);
+    return {
+      ready_ms: readyMs,
+      rules: fullHttpPolicy.rules.length,
+      features: Object.keys(featureDefinitions).length,
+      lists: Object.keys(listDefinitions).length,
+      setup,
+      sanity,
+      max,
+      half,
+    };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,6 +996,21 @@ function summarise(runs) {
     summary.vigil_policy = { rules: runs[0].vigil_policy.rules, ...figures('vigil_policy', 'max') };
     summary.ratio_with_policy = pick(['ratio_with_policy']);
   }
+  const full = runs.every((run) => run.vigil_full !== undefined);
+  if (full) {
+    const { rules, features, lists } = runs[0].vigil_full;
+    summary.vigil_full = { rules, features, lists, ...figures('vigil_full', 'max') };
+    summary.vigil_full_half_load = {
+      ...figures('vigil_full', 'half'),
+      share_of_max: pick(['vigil_full', 'half', 'share_of_max']),
+    };
+    summary.ratio_full = pick(['ratio_full']);
+    const sum = (phase, name) => runs.reduce((total, run) => total + run.vigil_full[phase][name], 0);
+    summary.vigil_full_degraded = {
+      answers: sum('max', 'requests') + sum('half', 'requests'),
+      degraded: sum('max', 'degraded') + sum('half', 'degraded'),
+    };
+  }
   summary.targets = {
     ratio: { target: `>= ${targets.ratio}`, value: summary.ratio, met: summary.ratio >= targets.ratio },
     ready_ms: {
@@ -597,6 +1024,18 @@ function summarise(runs) {
       met: summary.vigil_half_load.p99_ms <= targets.halfLoadP99Ms,
     },
   };
+  if (full) {
+    summary.targets.full_ratio = {
+      target: `>= ${fullTargets.ratio}`,
+      value: summary.ratio_full,
+      met: summary.ratio_full >= fullTargets.ratio,
+    };
+    summary.targets.full_half_load_p99_ms = {
+      target: `<= ${fullTargets.halfLoadP99Ms}`,
+      value: summary.vigil_full_half_load.p99_ms,
+      met: summary.vigil_full_half_load.p99_ms <= fullTargets.halfLoadP99Ms,
+    };
+  }
   return summary;
 }
 
@@ -609,7 +1048,23 @@ function printTable(summary, runCount) {
       ...(summary.vigil_policy === undefined
         ? []
         : [[`vigil + reference policy (${summary.vigil_policy.rules} rules)`, summary.vigil_policy]]),
+      ...(summary.vigil_full === undefined
+        ? []
+        : [
+            [
+              `vigil + full policy (${summary.vigil_full.rules} rules, ${summary.vigil_full.features} features, ${summary.vigil_full.lists} lists)`,
+              summary.vigil_full,
+            ],
+          ]),
       [`vigil, half load (${summary.vigil_half_load.connections} paced conns)`, summary.vigil_half_load],
+      ...(summary.vigil_full === undefined
+        ? []
+        : [
+            [
+              `vigil + full policy, half load (${summary.vigil_full_half_load.connections} paced conns)`,
+              summary.vigil_full_half_load,
+            ],
+          ]),
       [`bare, same paced load (control)`, summary.bare_paced],
     ].map(([name, row]) => [
       name,
@@ -645,6 +1100,20 @@ function printTable(summary, runCount) {
   console.log(
     `half load                ${summary.vigil_half_load.rps} req/s = ${(summary.vigil_half_load.share_of_max * 100).toFixed(0)}% of max, p99 ${half.value.toFixed(3)} ms   (target <= 5 ms: ${mark(half.met)})`,
   );
+  if (summary.vigil_full !== undefined) {
+    const { full_ratio: fullRatio, full_half_load_p99_ms: fullHalf } = summary.targets;
+    const fullLoad = summary.vigil_full_half_load;
+    console.log(
+      `full policy / bare       ${(fullRatio.value * 100).toFixed(1)}%   (issue 4 target >= 40%: ${mark(fullRatio.met)})`,
+    );
+    console.log(
+      `full policy, half load   ${fullLoad.rps} req/s = ${(fullLoad.share_of_max * 100).toFixed(0)}% of max, p99 ${fullHalf.value.toFixed(3)} ms   (issue 4 target <= 5 ms: ${mark(fullHalf.met)})`,
+    );
+    const { answers, degraded } = summary.vigil_full_degraded;
+    console.log(
+      `full policy, degraded    ${degraded} of ${answers} measured answers${degraded > 0 ? '   (WARNING: decided without some component, e.g. rules cut off)' : ''}`,
+    );
+  }
 }
 
 function machine() {
@@ -727,8 +1196,12 @@ async function main() {
   const options = parseOptions(process.argv.slice(2));
   if (options.rules) await runRulesBenchmark(options);
   if (!options.http) return;
+  const loadBefore = loadavg();
   const template = bodyTemplate();
   const policyTemplate = policyBodyTemplate();
+  checkFeatureDefinitions();
+  const fullTemplate = fullBodyTemplate();
+  const entries = listEntries();
   const runs = [];
   let profile;
   for (let index = 0; index < options.runs; index += 1) {
@@ -742,6 +1215,11 @@ async function main() {
     console.log(
       `  ${vigilPolicy.rules} rules, ready ${vigilPolicy.ready_ms} ms, ${vigilPolicy.max.rps} req/s, p99 ${vigilPolicy.max.p99_ms} ms, ${vigilPolicy.max.server_cpu_us_per_request} µs CPU/req`,
     );
+    console.log(`run ${index + 1}/${options.runs}: vigil with the full reference configuration ...`);
+    const vigilFull = await benchVigilFull(options, fullTemplate, entries);
+    console.log(
+      `  ${vigilFull.rules} rules, ${vigilFull.features} features, lists ${Object.values(vigilFull.setup.list_entries).join(' + ')} entries (imported in ${vigilFull.setup.import_ms} ms); ${vigilFull.max.rps} req/s, p99 ${vigilFull.max.p99_ms} ms, ${vigilFull.max.server_cpu_us_per_request} µs CPU/req; half load ${vigilFull.half.rps} req/s, p99 ${vigilFull.half.p99_ms} ms; degraded answers ${vigilFull.max.degraded} + ${vigilFull.half.degraded}`,
+    );
     console.log(`run ${index + 1}/${options.runs}: bare fastify ...`);
     const bare = await benchBare(options, template, vigil.half.connections);
     console.log(
@@ -753,11 +1231,16 @@ async function main() {
       vigil_policy: vigilPolicy,
       ratio: round2(vigil.max.rps / bare.max.rps),
       ratio_with_policy: round2(vigilPolicy.max.rps / bare.max.rps),
+      vigil_full: vigilFull,
+      ratio_full: round2(vigilFull.max.rps / bare.max.rps),
     });
   }
   if (options.profile) profile = await profileVigil(options, template);
   const summary = summarise(runs);
+  const loadAfter = loadavg();
   printTable(summary, runs.length);
+  const loads = (values) => values.map((value) => value.toFixed(2)).join(', ');
+  console.log(`load average (1, 5, 15 min): ${loads(loadBefore)} before, ${loads(loadAfter)} after`);
   if (profile !== undefined) {
     console.log(
       `\nVigil CPU profile, ${profile.file} (${profile.rps_under_profiler} req/s under the profiler), self time:`,
@@ -779,7 +1262,14 @@ async function main() {
       half_load_think_ms: options.thinkMs,
       body_bytes: bodyBytes,
       policy_rules: httpPolicy.rules.length,
+      full_configuration: {
+        rules: fullHttpPolicy.rules.length,
+        features: Object.keys(featureDefinitions),
+        lists: Object.fromEntries(Object.entries(entries).map(([name, list]) => [name, list.length])),
+        key_spread: keySpread,
+      },
     },
+    load_average: { before: loadBefore.map(round2), after: loadAfter.map(round2) },
     summary,
     runs,
     ...(profile !== undefined && { profile }),

@@ -12,6 +12,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import type { AdmissionControl } from './admission/admission-control.js';
 import type { Authenticator, Principal } from './auth.js';
 import { registerBodyParsing } from './body-parsing.js';
 import type { ControlPlane } from './control-plane.js';
@@ -26,6 +27,7 @@ import { health } from './plugins/health.js';
 import { lists } from './plugins/lists.js';
 import { policies } from './plugins/policies.js';
 import { authenticateAdmin, authenticateKey, tenantOf } from './plugins/request-auth.js';
+import { type ResilienceRouteOptions, resilienceRoutes } from './plugins/resilience.js';
 import { tenantConfig } from './plugins/tenant-config.js';
 
 export interface AppDependencies {
@@ -45,6 +47,10 @@ export interface AppDependencies {
   maxJsonDepth: number;
   /** Lifecycle flags the node flips: not ready while warming or draining. */
   state: { ready: boolean; draining: boolean };
+  /** Fault injection and component health, under `/v1/admin` (docs/RESILIENCE.md). */
+  resilience: ResilienceRouteOptions;
+  /** Quotas and overload shedding of the data-plane routes (docs/RESILIENCE.md). */
+  admission: AdmissionControl;
 }
 
 const withFormats = (ajv: Ajv): Ajv => {
@@ -139,6 +145,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     log: deps.log,
     auth: deps.auth,
     batchBodyLimit: deps.batchBodyLimit,
+    admission: deps.admission,
+    admissionMetrics: deps.metrics,
   });
   /**
    * A tenant's configuration routes, the same under both prefixes: `/v1/admin/tenants/:tenant`
@@ -165,6 +173,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     async (scope) => {
       authenticateAdmin(scope, deps.auth);
       await scope.register(admin, { control: deps.control, store: deps.store, registry: deps.registry });
+      await scope.register(resilienceRoutes, deps.resilience);
       await tenantRoutes(
         scope,
         '/tenants/:tenant',

@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { ConfigRegistry } from '@vigil/engine';
 import { type Scope, VigilError } from '@vigil/protocol';
 import { digestsEqual, type SecretBox, sha256 } from './secrets.js';
@@ -61,9 +61,7 @@ export class Authenticator {
     const dot = token.indexOf('.');
     const key = dot > 0 ? this.registry.activeKey(token.slice(0, dot)) : undefined;
     // Hash even when the key is unknown, so timing does not tell which key ids exist.
-    const presented = createHash('sha256')
-      .update(token.slice(dot + 1))
-      .digest();
+    const presented = hash('sha256', token.slice(dot + 1), 'buffer');
     if (key === undefined || !digestBytesEqual(presented, this.#storedHash(key.id, key.secretHash)))
       throw new VigilError('invalid_credentials');
     return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };

@@ -56,6 +56,41 @@ export const ConfigSchema = Type.Object({
     default: 32,
     description: 'Deepest nesting of objects and arrays accepted in a body.',
   }),
+  VIGIL_TENANT_RPS: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 0,
+    description:
+      'Rate limit of a tenant without its own `rate_limit`: data-plane requests (a batch counts its events) per second per node; `0`: none.',
+  }),
+  VIGIL_TENANT_BURST: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: 0,
+    description:
+      'Token-bucket size of a tenant without its own `rate_limit`; `0`: one second of `VIGIL_TENANT_RPS`.',
+  }),
+  VIGIL_TENANT_MAX_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 256,
+    description:
+      'In-flight data-plane requests per node of a tenant without its own `max_concurrency`; more get 429.',
+  }),
+  VIGIL_CONCURRENCY_LIMIT_MIN: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 64,
+    description:
+      'Lowest the adaptive node-wide limit of in-flight data-plane requests may fall under rising latency.',
+  }),
+  VIGIL_CONCURRENCY_LIMIT_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 1024,
+    description:
+      'Highest (and starting) adaptive node-wide limit of in-flight data-plane requests; at least `VIGIL_CONCURRENCY_LIMIT_MIN`.',
+  }),
   VIGIL_DECISION_LOG_SYNC: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
     default: 'normal',
     description:
@@ -66,12 +101,24 @@ export const ConfigSchema = Type.Object({
     description:
       '`packaged`: load the IP country/ASN data shipped with the enrichment package in a worker after start; `off`: `ip_info` knows only private addresses.',
   }),
+  VIGIL_POLICY_CPU_BUDGET_MS: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 10,
+    description:
+      'CPU guard: how long the rules of one policy may run on one event (ms); rules still running are cut off, reported in `errors` and follow `on_missing`.',
+  }),
   VIGIL_SHUTDOWN_DELAY_MS: Type.Integer({
     minimum: 0,
     maximum: 60_000,
     default: 0,
     description:
       'On SIGTERM, how long to report not-ready before closing the listener, so a load balancer can move traffic away.',
+  }),
+  VIGIL_FAULTS: Type.String({
+    default: '[]',
+    description:
+      'Fault injections for drills, started with the node: a JSON array of `POST /v1/admin/faults` bodies (docs/RESILIENCE.md). Invalid JSON stops the start.',
   }),
 });
 

@@ -40,6 +40,7 @@ export function tenantView(tenant: TenantRecord) {
     name: tenant.name,
     rate_limit: tenant.rateLimit,
     max_concurrency: tenant.maxConcurrency,
+    overload_fallback: tenant.overloadFallback ?? null,
     created_at: tenant.createdAt,
     updated_at: tenant.updatedAt,
   };
@@ -109,6 +110,7 @@ export class ControlPlane {
       name: input.name,
       rateLimit: input.rate_limit ?? null,
       maxConcurrency: input.max_concurrency ?? null,
+      overloadFallback: input.overload_fallback ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -126,6 +128,7 @@ export class ControlPlane {
     if (patch.name !== undefined) after.name = patch.name;
     if (patch.rate_limit !== undefined) after.rateLimit = patch.rate_limit;
     if (patch.max_concurrency !== undefined) after.maxConcurrency = patch.max_concurrency;
+    if (patch.overload_fallback !== undefined) after.overloadFallback = patch.overload_fallback;
     await this.store.putTenant(after, auditEntry(actor, tenantId, 'tenant.update', tenantId, before, after));
     this.registry.putTenant(after);
     return after;

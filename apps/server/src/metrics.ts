@@ -26,6 +26,20 @@ export class NodeMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  readonly admissionRejections = new Counter({
+    name: 'vigil_admission_rejections_total',
+    help: 'Data-plane requests refused by admission control, by tenant and reason (rate_limited, too_many_concurrent: 429; overloaded: 503).',
+    labelNames: ['tenant', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly shedRequests = new Counter({
+    name: 'vigil_shed_total',
+    help: "Data-plane requests shed by the node's concurrency limit, by tenant and outcome (fallback: answered with the tenant's overload fallback; rejected: answered 503).",
+    labelNames: ['tenant', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(queueDepth: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
     new Gauge({
@@ -34,6 +48,34 @@ export class NodeMetrics implements Metrics {
       registers: [this.registry],
       collect() {
         this.set(queueDepth());
+      },
+    });
+  }
+
+  admissionRejected(tenantId: string, reason: string): void {
+    this.admissionRejections.labels(tenantId, reason).inc();
+  }
+
+  shed(tenantId: string, outcome: 'fallback' | 'rejected'): void {
+    this.shedRequests.labels(tenantId, outcome).inc();
+  }
+
+  /** Reports the node's adaptive concurrency limit and what is in flight under it, when scraped. */
+  observeAdmission(admission: { readonly limit: number; readonly inflight: number }): void {
+    new Gauge({
+      name: 'vigil_concurrency_limit',
+      help: "The node's adaptive concurrency limit for data-plane requests.",
+      registers: [this.registry],
+      collect() {
+        this.set(admission.limit);
+      },
+    });
+    new Gauge({
+      name: 'vigil_inflight_requests',
+      help: 'Data-plane requests admitted on this node and not yet answered.',
+      registers: [this.registry],
+      collect() {
+        this.set(admission.inflight);
       },
     });
   }

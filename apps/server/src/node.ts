@@ -14,13 +14,26 @@ import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
 import { SqliteConfigStore, SqliteDecisionLog, SqliteListStore } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { AdaptiveLimit } from './admission/adaptive-limit.js';
+import { AdmissionControl } from './admission/admission-control.js';
 import { buildApp } from './app.js';
 import { Authenticator, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
+import { openConfiguration, ReadOnlyListStore } from './config-snapshot.js';
 import { ControlPlane } from './control-plane.js';
 import { FeatureControl } from './feature-control.js';
 import { ListAdmin } from './list-admin.js';
 import { NodeMetrics } from './metrics.js';
+import { parseFaultsSetting } from './resilience/faults.js';
+import {
+  DegradationTrackingStage,
+  guardConfigStore,
+  guardDecisionLog,
+  guardEnrichment,
+  guardListStore,
+  storeWriteGuard,
+} from './resilience/guarded-ports.js';
+import { Resilience } from './resilience/resilience.js';
 
 import { randomToken, SecretBox, sha256 } from './secrets.js';
 
@@ -47,6 +60,8 @@ export async function createNode(
   config: Config,
   logger: Logger = pino({ level: config.VIGIL_LOG_LEVEL }),
 ): Promise<VigilNode> {
+  // Checked first: a node with a bad drill setting refuses to start before it opens anything.
+  const configuredFaults = parseFaultsSetting(config.VIGIL_FAULTS);
   mkdirSync(config.VIGIL_DATA_DIR, { recursive: true });
   let generatedAdminToken: string | undefined;
   let adminToken = config.VIGIL_ADMIN_TOKEN;
@@ -59,11 +74,31 @@ export async function createNode(
     config.VIGIL_MASTER_KEY ??
     fileSecret(join(config.VIGIL_DATA_DIR, 'master-key'), () => randomBytes(32).toString('hex')).value;
 
-  const store = new SqliteConfigStore(join(config.VIGIL_DATA_DIR, 'config.db'));
+  // Fault injection and a circuit breaker around each dependency (docs/RESILIENCE.md).
+  const resilience = new Resilience({ logger });
+  // The last good configuration is kept on disk; when the store cannot be read the node starts
+  // from it and refuses changes (docs/RESILIENCE.md, "Last good configuration").
+  const configuration = await openConfiguration({
+    dataDir: config.VIGIL_DATA_DIR,
+    open: () => new SqliteConfigStore(join(config.VIGIL_DATA_DIR, 'config.db')),
+    logger,
+  });
+  const configStore = configuration.store;
+  // From the snapshot, every change is refused with `config_unavailable`: nothing to guard, and
+  // those refusals must not open the breaker and turn into `component_unavailable`.
+  const store = configuration.fromSnapshot
+    ? configStore
+    : guardConfigStore(configStore, resilience.guards.config_store);
+  // Answers never wait for SQLite: a record is durable in the log's journal, and a batch SQLite
+  // refuses (or the decision_log breaker or a drill holds back) stays spooled there until it is in.
   const log = new SqliteDecisionLog({
     path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
     sync: config.VIGIL_DECISION_LOG_SYNC,
+    storeWriteGuard: storeWriteGuard(resilience.guards.decision_log),
   });
+  const guardedLog = guardDecisionLog(log, resilience.guards.decision_log, (tenantId, degraded) =>
+    resilience.degraded(tenantId, degraded),
+  );
   // The IP database takes 1–3 s to parse: it loads in a worker thread, started once the node is ready
   // (on a busy 2-core host the parse would otherwise slow startup), while the node already serves;
   // until it arrives `ip_info` knows only private addresses (rules on country/ASN take `on_missing`).
@@ -93,16 +128,20 @@ export async function createNode(
   const ruleCompiler = celRuleCompiler({
     // `in_list` is answered per decision by the PolicyStage's list membership (docs/LISTS.md).
     inList: () => false,
-    ...enrichment,
+    ...guardEnrichment(enrichment, resilience.guards.external_data),
   });
-  const lists = new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') });
-  const registry = ConfigRegistry.from(await store.load(), ruleCompiler, lists);
+  const lists = guardListStore(
+    new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') }),
+    resilience.guards.list_store,
+  );
+  const registry = ConfigRegistry.from(configuration.config, ruleCompiler, lists);
   const secrets = new SecretBox(masterKey);
   const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());
   const metrics = new NodeMetrics(() => log.queueDepth());
+  resilience.observe(metrics.registry);
   const counters = new MemoryCounterStore();
   const featureService = new FeatureService({
-    store: counters,
+    store: resilience.counterStore(counters),
     history: log,
     programsOf: (tenantId, eventType) => registry.featurePrograms(tenantId, eventType),
     logger,
@@ -124,19 +163,48 @@ export async function createNode(
       { events: replayed, ms: Math.round(performance.now() - replayStartedAt) },
       'features rebuilt',
     );
+  // Features keyed by `asn(...)` have no value until the IP database arrives; then they are
+  // computed from the stored events of their window (docs/FEATURES.md).
+  ipDatabase.then(
+    () =>
+      featureService.useIpData(
+        enrichment.ipInfo,
+        registry.tenants().flatMap((tenant) => registry.features(tenant.id)),
+      ),
+    () => {},
+  );
   const counterExpiry = setInterval(() => counters.expire(Date.now()), 1000);
   counterExpiry.unref();
   const decisions = new DecisionService({
     registry,
-    log,
+    log: guardedLog,
     metrics,
     logger,
+    policyCpuBudgetMs: config.VIGIL_POLICY_CPU_BUDGET_MS,
     observers: [featureService],
     stages: [
       featureService,
-      new PolicyStage((tenantId, eventType) => registry.serving(tenantId, eventType), lists),
+      new DegradationTrackingStage(
+        new PolicyStage(
+          (tenantId, eventType) => registry.serving(tenantId, eventType),
+          lists,
+          config.VIGIL_POLICY_CPU_BUDGET_MS,
+        ),
+        resilience.guards.list_store,
+        resilience.guards.external_data,
+      ),
     ],
   });
+  const admission = new AdmissionControl(
+    registry,
+    {
+      rps: config.VIGIL_TENANT_RPS,
+      burst: config.VIGIL_TENANT_BURST,
+      maxConcurrency: config.VIGIL_TENANT_MAX_CONCURRENCY,
+    },
+    new AdaptiveLimit({ min: config.VIGIL_CONCURRENCY_LIMIT_MIN, max: config.VIGIL_CONCURRENCY_LIMIT_MAX }),
+  );
+  metrics.observeAdmission(admission);
   const control = new ControlPlane(
     store,
     registry,
@@ -144,13 +212,17 @@ export async function createNode(
     secrets,
     ruleCompiler,
     (keyId) => auth.forget(keyId),
-    (tenantId) => lists.deleteTenant(tenantId),
+    (tenantId) => {
+      admission.forget(tenantId);
+      return lists.deleteTenant(tenantId);
+    },
   );
   const state = { ready: false, draining: false };
+  await resilience.applyConfigured(configStore, configuredFaults);
   const app = await buildApp({
     registry,
     store,
-    log,
+    log: guardedLog,
     decisions,
     control,
     auth,
@@ -159,10 +231,21 @@ export async function createNode(
     bodyLimit: config.VIGIL_BODY_LIMIT_BYTES,
     batchBodyLimit: config.VIGIL_BATCH_BODY_LIMIT_BYTES,
     features: new FeatureControl(store, registry, featureService, ruleCompiler),
-    lists: new ListAdmin(lists, store, registry, ruleCompiler),
+    lists: new ListAdmin(
+      configuration.fromSnapshot ? new ReadOnlyListStore(lists) : lists,
+      store,
+      registry,
+      ruleCompiler,
+    ),
     importBodyLimit: config.VIGIL_IMPORT_BODY_LIMIT_BYTES,
     maxJsonDepth: config.VIGIL_MAX_JSON_DEPTH,
     state,
+    admission,
+    resilience: {
+      resilience,
+      auditStore: configStore,
+      tenantExists: (tenantId) => registry.tenant(tenantId) !== undefined,
+    },
   });
   await app.ready();
   state.ready = true;
@@ -173,6 +256,7 @@ export async function createNode(
     closing ??= (async () => {
       state.draining = true;
       clearInterval(counterExpiry);
+      resilience.close();
       ipDatabaseLoad.abort(new Error('node closing'));
       await app.close();
       await log.close();

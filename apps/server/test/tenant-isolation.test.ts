@@ -542,6 +542,24 @@ const table: Record<string, Case> = {
     ).toBe(true);
     expectNothingOfB(response.body);
   },
+  'POST /v1/admin/faults': async () => {
+    await aKeyRefusedOnAdmin('POST', '/v1/admin/faults', {
+      component: 'list_store',
+      kind: 'outage',
+      tenant: b.id,
+      duration_seconds: 1,
+    });
+    expect((await t.admin('GET', '/v1/admin/faults')).json()).toEqual({ faults: [] });
+  },
+  'GET /v1/admin/faults': async () => {
+    await aKeyRefusedOnAdmin('GET', '/v1/admin/faults');
+  },
+  'DELETE /v1/admin/faults/:id': async () => {
+    await aKeyRefusedOnAdmin('DELETE', '/v1/admin/faults/flt_any');
+  },
+  'GET /v1/admin/health': async () => {
+    await aKeyRefusedOnAdmin('GET', '/v1/admin/health');
+  },
   'GET /v1/admin/audit': async () => {
     await aKeyRefusedOnAdmin('GET', '/v1/admin/audit');
     await aKeyRefusedOnAdmin('GET', `/v1/admin/audit?tenant=${b.id}`);
@@ -779,6 +797,8 @@ const headProbes: Record<string, () => [url: string, admin: boolean]> = {
   '/v1/manage/decisions/:id': () => [`/v1/manage/decisions/${bData.decisions.get('b-dec-1')}`, false],
   '/v1/manage/audit': () => ['/v1/manage/audit', false],
   '/v1/admin/tenants': () => ['/v1/admin/tenants', false],
+  '/v1/admin/faults': () => ['/v1/admin/faults', false],
+  '/v1/admin/health': () => ['/v1/admin/health', false],
   '/v1/admin/tenants/:tenant': () => [`/v1/admin/tenants/${b.id}`, false],
   '/v1/admin/tenants/:tenant/keys': () => [`/v1/admin/tenants/${b.id}/keys`, false],
   '/v1/admin/tenants/:tenant/event-types': () => [`/v1/admin/tenants/${b.id}/event-types`, false],

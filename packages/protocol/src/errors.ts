@@ -30,6 +30,15 @@ export const errorCodes = {
   too_many_concurrent: { status: 429, message: 'The tenant is over its concurrency limit.' },
   overloaded: { status: 503, message: 'The node is overloaded; retry later.' },
   draining: { status: 503, message: 'The node is shutting down; retry on another node.' },
+  component_unavailable: {
+    status: 503,
+    message: 'A component this request needs is unavailable; retry later.',
+  },
+  config_unavailable: {
+    status: 503,
+    message:
+      'The configuration store is unavailable: this node serves its last good configuration and refuses changes.',
+  },
   internal: { status: 500, message: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -157,6 +157,16 @@ export const FeedbackRequest = Type.Object(
 );
 export type FeedbackRequest = Static<typeof FeedbackRequest>;
 
+/**
+ * A tenant's fail-open answer when a node sheds its decision requests under overload: a normal
+ * decision with this verdict, `degraded: ["shed"]`, not logged. Without it, shed requests get 503.
+ */
+export const OverloadFallback = Type.Object(
+  { verdict: literalUnion(verdicts) },
+  { additionalProperties: false },
+);
+export type OverloadFallback = Static<typeof OverloadFallback>;
+
 export const TenantInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
@@ -170,6 +180,8 @@ export const TenantInput = Type.Object(
       ),
     ),
     max_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    /** `null` (or absent): shed decision requests are answered 503 `overloaded`. */
+    overload_fallback: Type.Optional(Type.Union([OverloadFallback, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -236,12 +248,22 @@ export const featureAggregations = [
   'first_seen',
 ] as const;
 
+/**
+ * One `by` item of a feature: a field name, or a function of a field with up to two small whole
+ * numbers (`email_domain(email)`, `ip_prefix(ip, 24)`, `asn(ip)`). The engine's `checkFeature`
+ * then names unknown functions and wrong arguments precisely (docs/FEATURES.md).
+ */
+export const FeatureByItem = Type.String({
+  maxLength: 100,
+  pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}(\\( *[A-Za-z_][A-Za-z0-9_]{0,63} *(, *[0-9]{1,3} *){0,2}\\))?$',
+});
+
 /** A feature definition (SPEC §4 `PUT .../features/:name`). */
 export const FeatureInput = Type.Object(
   {
     aggregation: literalUnion(featureAggregations),
     field: Type.Optional(Identifier),
-    by: Type.Array(Identifier, { minItems: 1, maxItems: 5 }),
+    by: Type.Array(FeatureByItem, { minItems: 1, maxItems: 5 }),
     window: Type.String({ pattern: '^[0-9]{1,9}[smhd]$' }),
     event_types: Type.Array(Identifier, { minItems: 1, maxItems: 50 }),
     filter: Type.Optional(Type.String({ minLength: 1, maxLength: 4000 })),

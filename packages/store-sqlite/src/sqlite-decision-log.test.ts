@@ -79,7 +79,8 @@ describe('SqliteDecisionLog on disk', () => {
     let down = true;
     const log = new SqliteDecisionLog({
       path,
-      storeFault: () => (down ? new Error('decision_log store unavailable (injected)') : undefined),
+      storeWriteGuard: (write) =>
+        down ? Promise.reject(new Error('decision_log store unavailable (injected)')) : write(),
     });
     const records = Array.from({ length: 30 }, () => sampleRecord());
     for (const batch of [records.slice(0, 10), records.slice(10, 20), records.slice(20)]) {
@@ -130,10 +131,9 @@ describe('SqliteDecisionLog on disk', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     const script = `
       const { SqliteDecisionLog } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
-      const log = new SqliteDecisionLog({ path: ${JSON.stringify(path)}, storeFault: (() => {
-        let calls = 0;
-        return () => (++calls > 1 ? new Error('down') : undefined);
-      })() });
+      let calls = 0;
+      const log = new SqliteDecisionLog({ path: ${JSON.stringify(path)},
+        storeWriteGuard: (write) => (++calls > 1 ? Promise.reject(new Error('down')) : write()) });
       for (let turn = 0; turn < 4; turn++) {
         const appends = [];
         for (let i = 0; i < 50; i++) {

@@ -62,10 +62,11 @@ export interface SqliteDecisionLogOptions {
   /** Length at which the journal starts afresh once SQLite has all of it (default 64 MiB). */
   journalRotationBytes?: number;
   /**
-   * Asked before a batch goes to SQLite; an error keeps the batch spooled in the journal as if
-   * SQLite had refused it (fault injection for drills).
+   * Runs each background write of a batch to SQLite (for a circuit breaker and fault injection):
+   * it calls `write` or rejects without calling it; a rejection keeps the batch spooled in the
+   * journal as if SQLite had refused it.
    */
-  storeFault?: () => Error | undefined;
+  storeWriteGuard?: <T>(write: () => Promise<T>) => Promise<T>;
 }
 
 /** Journal lines that SQLite has not taken yet: where they are in the journal, and their records. */
@@ -175,7 +176,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   readonly #events = new EventFilter();
   #eventsLoaded = false;
   readonly #statements = new Map<string, Database.Statement>();
-  readonly #storeFault: (() => Error | undefined) | undefined;
+  readonly #storeWriteGuard: (<T>(write: () => Promise<T>) => Promise<T>) | undefined;
   /** Batches SQLite has not taken, in journal order; they are offered again with backoff. */
   #spool: SpooledBatch[] = [];
   #spoolTimer: NodeJS.Timeout | undefined;
@@ -194,7 +195,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#sync = options.sync ?? 'normal';
     this.#journalPath = `${path}.journal`;
     this.#rotationBytes = options.journalRotationBytes ?? journalRotationBytes;
-    this.#storeFault = options.storeFault;
+    this.#storeWriteGuard = options.storeWriteGuard;
     const { generation, written } = this.#recoverJournal();
     this.#generation = generation;
     this.#written = written;
@@ -395,19 +396,20 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
    * are in, so the journal offset it stores never passes a line SQLite lacks.
    */
   #deliver(batch: SpooledBatch, rows: string | undefined, retry: boolean): void {
-    const fault = this.#spool.length > 0 && !retry ? undefined : this.#storeFault?.();
-    if ((this.#spool.length > 0 && !retry) || fault !== undefined) {
-      this.#spoolBatch(batch, fault);
+    if (this.#spool.length > 0 && !retry) {
+      this.#spoolBatch(batch, undefined);
       return;
     }
-    this.#request(
-      {
-        op: 'records',
-        rows: rows ?? this.#readJournal(batch),
-        journal: { generation: batch.generation, from: batch.from, offset: batch.to },
-      },
-      batch.records,
-    ).then(
+    const write = () =>
+      this.#request(
+        {
+          op: 'records',
+          rows: rows ?? this.#readJournal(batch),
+          journal: { generation: batch.generation, from: batch.from, offset: batch.to },
+        },
+        batch.records,
+      );
+    (this.#storeWriteGuard === undefined ? write() : this.#storeWriteGuard(write)).then(
       () => {
         this.#spoolDelayMs = retryDelayMs.first;
       },

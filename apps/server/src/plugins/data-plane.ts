@@ -10,6 +10,8 @@ import {
   FeedbackRequest,
   VigilError,
 } from '@vigil/protocol';
+import type { AdmissionControl } from '../admission/admission-control.js';
+import { type AdmissionMetrics, applyAdmission } from '../admission/admission-hooks.js';
 import type { Authenticator } from '../auth.js';
 import { toVigilError } from '../error-handler.js';
 import { authenticateKey, tenantOf } from './request-auth.js';
@@ -19,6 +21,8 @@ export interface DataPlaneOptions {
   log: DecisionLog;
   auth: Authenticator;
   batchBodyLimit: number;
+  admission: AdmissionControl;
+  admissionMetrics: AdmissionMetrics;
 }
 
 const errorResponses = {
@@ -33,6 +37,8 @@ const errorResponses = {
 /** `POST /v1/decisions`, `/v1/decisions/batch`, `/v1/events`, `/v1/feedback`: keys with the `decide` scope. */
 export const dataPlane: FastifyPluginAsyncTypebox<DataPlaneOptions> = async (app, options) => {
   authenticateKey(app, options.auth, 'decide');
+  // After authentication, so the tenant is known: quotas and overload shedding of every route here.
+  applyAdmission(app, options.admission, options.admissionMetrics);
 
   app.post(
     '/v1/decisions',
@@ -46,7 +52,10 @@ export const dataPlane: FastifyPluginAsyncTypebox<DataPlaneOptions> = async (app
       },
     },
     async (request, reply) => {
-      const outcome = await options.decisions.decide(tenantOf(request), request.body);
+      // The caller's deadline counts from the request's arrival: Fastify starts `elapsedTime`
+      // when it routes the request, before the hooks and the body (both on `performance.now()`).
+      const arrivedAt = performance.now() - reply.elapsedTime;
+      const outcome = await options.decisions.decide(tenantOf(request), request.body, arrivedAt);
       if (outcome.replayed) reply.header('idempotent-replay', 'true');
       return outcome.response;
     },
@@ -70,8 +79,9 @@ export const dataPlane: FastifyPluginAsyncTypebox<DataPlaneOptions> = async (app
         response: { 200: Type.Object({ decisions: Type.Array(Type.Any()) }), ...errorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const tenantId = tenantOf(request);
+      const arrivedAt = performance.now() - reply.elapsedTime;
       const timeout = request.body.timeout_ms;
       const decisions = await Promise.all(
         request.body.events.map(async (event) => {
@@ -80,7 +90,7 @@ export const dataPlane: FastifyPluginAsyncTypebox<DataPlaneOptions> = async (app
               timeout !== undefined && event.timeout_ms === undefined
                 ? { ...event, timeout_ms: timeout }
                 : event;
-            return (await options.decisions.decide(tenantId, input)).response;
+            return (await options.decisions.decide(tenantId, input, arrivedAt)).response;
           } catch (error) {
             return { event_id: event.id, ...toVigilError(error, request).toBody() };
           }

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type DecisionRequest, type DecisionResponse, type EventInput, VigilError } from '@vigil/protocol';
 import { activationOf } from '../policy/policy-stage.js';
-import { evaluatePolicy } from '../policy/strategy.js';
+import { defaultPolicyCpuBudgetMs, evaluatePolicy } from '../policy/strategy.js';
 import type { DecisionLog, DecisionRecord, ShadowResult, StoredEvent } from '../ports/decision-log.js';
 import { type Logger, type Metrics, noopLogger, noopMetrics } from '../ports/observability.js';
 import type { ConfigRegistry, EventTypeDefinition } from '../tenancy/config-registry.js';
+import { planDeadline } from './deadline-plan.js';
 import { DecisionContext, type DecisionStage } from './decision-context.js';
 import { IdempotencyIndex } from './idempotency-index.js';
+import { StageOutcome, StageWaits } from './stage-waits.js';
 
 /** How long an event id is remembered per tenant: a retry within it gets the first answer. */
 export const idempotencyWindowMs = 24 * 60 * 60 * 1000;
@@ -23,6 +25,8 @@ export interface DecisionServiceOptions {
   logger?: Logger;
   /** Recent results kept in memory for retries; older ones are read from the log. */
   idempotencyCacheSize?: number;
+  /** The CPU guard's budget for evaluating a shadow version on one event, ms. */
+  policyCpuBudgetMs?: number;
   now?: () => number;
 }
 
@@ -42,6 +46,11 @@ export type ReportOutcome = { event_id: string; status: 'accepted' | 'duplicate'
 /**
  * Decides on events: validate, replay a known event id, run the stages, make the record durable,
  * then answer. The same path serves single and batch requests.
+ *
+ * Deadlines (`deadline-plan.ts`): the caller's `timeout_ms` counts from the request's arrival.
+ * Each asynchronous stage is waited for within its budget and left out when it overruns, rejects
+ * or throws: it is named in `degraded` and rules that need it follow `on_missing`. Rules stop at
+ * their cut-off (the CPU guard). The record is written before the answer in every case.
  */
 export class DecisionService {
   readonly #registry: ConfigRegistry;
@@ -51,6 +60,8 @@ export class DecisionService {
   readonly #metrics: Metrics;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #policyCpuBudgetMs: number;
+  readonly #waits = new StageWaits();
   /** Pending and recent results by kind, tenant and event id; `created` is false for a stored one. */
   readonly #recent: IdempotencyIndex<Promise<{ record: DecisionRecord; created: boolean }>>;
 
@@ -62,6 +73,7 @@ export class DecisionService {
     this.#metrics = options.metrics ?? noopMetrics;
     this.#logger = options.logger ?? noopLogger;
     this.#now = options.now ?? Date.now;
+    this.#policyCpuBudgetMs = options.policyCpuBudgetMs ?? defaultPolicyCpuBudgetMs;
     this.#recent = new IdempotencyIndex(
       idempotencyWindowMs,
       options.idempotencyCacheSize ?? 200_000,
@@ -69,15 +81,19 @@ export class DecisionService {
     );
   }
 
-  /** Decides on one event. Throws `VigilError` for input that cannot be decided on. */
-  async decide(tenantId: string, request: DecisionRequest): Promise<DecisionOutcome> {
-    const startedAt = performance.now();
+  /**
+   * Decides on one event. Throws `VigilError` for input that cannot be decided on. `arrivedAt` is
+   * the `performance.now()` at which the request arrived; the deadline counts from it (default:
+   * now).
+   */
+  async decide(tenantId: string, request: DecisionRequest, arrivedAt?: number): Promise<DecisionOutcome> {
+    const arrival = arrivedAt ?? performance.now();
     const receivedAt = this.#now();
     const eventType = this.#checked(tenantId, request);
     const key = `d\u0000${tenantId}\u0000${request.id}`;
     const earlier = this.#recent.get(key);
     if (earlier !== undefined) return replay((await earlier).record);
-    const pending = this.#decideOnce(tenantId, request, eventType, startedAt, receivedAt);
+    const pending = this.#decideOnce(tenantId, request, eventType, arrival, receivedAt);
     this.#recent.set(key, pending);
     try {
       const { record, created } = await pending;
@@ -138,7 +154,7 @@ export class DecisionService {
   async #runShadows(context: DecisionContext, record: DecisionRecord): Promise<void> {
     const activation = activationOf(context);
     const results: ShadowResult[] = context.shadows.map((policy) => {
-      const outcome = evaluatePolicy(policy, activation, context.lists);
+      const outcome = evaluatePolicy(policy, activation, context.lists, this.#policyCpuBudgetMs);
       this.#metrics.shadow(
         context.tenantId,
         policy.version,
@@ -177,7 +193,7 @@ export class DecisionService {
     tenantId: string,
     request: DecisionRequest,
     eventType: EventTypeDefinition,
-    startedAt: number,
+    arrivedAt: number,
     receivedAt: number,
   ): Promise<{ record: DecisionRecord; created: boolean }> {
     const earlier = await this.#log.findByEventId(
@@ -187,15 +203,35 @@ export class DecisionService {
       'decision',
     );
     if (earlier !== undefined) return { record: earlier, created: false };
-    const timeoutMs = request.timeout_ms ?? defaultTimeoutMs;
+    const plan = planDeadline(arrivedAt, request.timeout_ms ?? defaultTimeoutMs);
     const context = new DecisionContext(
       tenantId,
       storedEvent(request, receivedAt),
       eventType,
-      startedAt + timeoutMs,
       receivedAt,
+      plan,
     );
-    for (const stage of this.#stages) await runStage(stage, context);
+    const stages = this.#stages;
+    for (let index = 0; index < stages.length; index++) {
+      const stage = stages[index] as DecisionStage;
+      let result: void | Promise<void>;
+      try {
+        result = stage.run(context);
+      } catch (error) {
+        // A stage should reject rather than throw; a throw is a bug, worth a line in the log.
+        this.#logger.warn({ err: error, stage: stage.name }, 'decision stage threw; left out');
+        context.leaveOut(stage.name);
+        continue;
+      }
+      if (result === undefined) continue;
+      const share = stage.budgetShare;
+      let until = plan.stagesCutoff;
+      if (share !== undefined && share < 1) {
+        const now = performance.now();
+        until = now + Math.max(0, until - now) * share;
+      }
+      if ((await this.#waits.wait(result, until)) !== StageOutcome.Done) context.leaveOut(stage.name);
+    }
     const response: DecisionResponse = {
       decision_id: randomUUID(),
       event_id: request.id,
@@ -220,9 +256,9 @@ export class DecisionService {
       entities: entitiesOf(request.fields, eventType),
     };
     if (context.features !== undefined) record.features = context.features;
-    // The latency the client is told is the time to a durable record, so it is set before the
-    // write and then stays as recorded: a replay returns the same body.
-    response.latency_ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+    // The latency the client is told runs from the request's arrival to the record being complete,
+    // so it is set before the write and then stays as recorded: a replay returns the same body.
+    response.latency_ms = Math.round((performance.now() - arrivedAt) * 1000) / 1000;
     await this.#log.append(record);
     this.#metrics.decision(tenantId, context.verdict);
     if (context.shadows.length > 0) setImmediate(() => void this.#runShadows(context, record));
@@ -234,24 +270,6 @@ function replay(record: DecisionRecord): DecisionOutcome {
   if (record.response === null)
     throw new VigilError('internal', { message: 'A stored decision has no answer.' });
   return { response: record.response, replayed: true };
-}
-
-async function runStage(stage: DecisionStage, context: DecisionContext): Promise<void> {
-  const result = stage.run(context);
-  if (result === undefined) return;
-  const left = context.deadline - performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const overrun = new Promise<'overrun'>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, left), 'overrun');
-  });
-  try {
-    const outcome = await Promise.race([result.then(() => 'done' as const), overrun]);
-    if (outcome === 'overrun') context.degraded.push(stage.name);
-  } catch {
-    context.degraded.push(stage.name);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function storedEvent(event: EventInput, receivedAt: number): StoredEvent {

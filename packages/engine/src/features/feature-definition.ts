@@ -2,6 +2,15 @@ import type { FeatureInput } from '@vigil/protocol';
 import type { EventTypeRecord } from '../ports/config-store.js';
 import type { CounterSpec } from '../ports/counter-store.js';
 import { type CompiledExpression, compile, createEnvironment } from '../rules/index.js';
+import {
+  type ByTerm,
+  canonicalByTerm,
+  checkByTermType,
+  type KeyExtractor,
+  keyExtractor,
+  needsIpData,
+  parseByTerm,
+} from './feature-keys.js';
 
 /** A stored feature definition. A new version starts with empty state (then backfilled). */
 export interface FeatureRecord {
@@ -47,16 +56,44 @@ const numericTypes = new Set(['number', 'integer']);
 export interface FeatureProgram {
   readonly name: string;
   readonly counter: CounterSpec;
+  /** The definition's `by` items as written. */
   readonly by: readonly string[];
+  /** Builds the group key from an event's fields; compiled once per program. */
+  readonly key: KeyExtractor;
+  /** Whether the key needs the IP database (`asn(...)`): without it the feature has no value. */
+  readonly usesIpData: boolean;
   readonly field: string | undefined;
   readonly filter: CompiledExpression | undefined;
 }
 
+/** The parsed `by` items of a definition, or the problems of those that do not parse. */
+function parseBy(by: readonly string[]): { terms: (ByTerm | undefined)[]; issues: FeatureIssue[] } {
+  const issues: FeatureIssue[] = [];
+  const terms = by.map((text, index) => {
+    const parsed = parseByTerm(text);
+    if ('error' in parsed) {
+      issues.push({ path: `by.${index}`, message: parsed.error });
+      return undefined;
+    }
+    return parsed.term;
+  });
+  return { terms, issues };
+}
+
+/** Whether a feature's key needs the IP database (it has no value until the database has loaded). */
+export function featureUsesIpData(definition: Pick<FeatureInput, 'by'>): boolean {
+  return definition.by.some((text) => {
+    const parsed = parseByTerm(text);
+    return 'term' in parsed && needsIpData(parsed.term);
+  });
+}
+
 /**
  * Checks a definition against the tenant's event types: the field is required where the
- * aggregation needs it (and numeric for sum/min/max/avg/last), every `by` field and the field
- * exist in every listed event type, the window is 30s..90d, the filter compiles to bool in each
- * event type. Returns every problem.
+ * aggregation needs it (and numeric for sum/min/max/avg/last), every `by` item parses (a field or
+ * `email_domain(f)`, `ip_prefix(f, bits[, bits])`, `asn(f)`), its field exists in every listed
+ * event type with a type the item accepts, the field exists in every listed event type, the
+ * window is 30s..90d, the filter compiles to bool in each event type. Returns every problem.
  */
 export function checkFeature(
   definition: FeatureInput,
@@ -70,8 +107,11 @@ export function checkFeature(
     issues.push({ path: 'field', message: `is required for '${aggregation}'` });
   if (!needsField.has(aggregation) && field !== undefined)
     issues.push({ path: 'field', message: `is not used by '${aggregation}'` });
-  if (new Set(definition.by).size !== definition.by.length)
-    issues.push({ path: 'by', message: 'names a field twice' });
+  const by = parseBy(definition.by);
+  issues.push(...by.issues);
+  const parsedTerms = by.terms.filter((term) => term !== undefined);
+  if (new Set(parsedTerms.map(canonicalByTerm)).size !== parsedTerms.length)
+    issues.push({ path: 'by', message: 'names the same item twice' });
   if (new Set(definition.event_types).size !== definition.event_types.length)
     issues.push({ path: 'event_types', message: 'names an event type twice' });
   for (const typeName of definition.event_types) {
@@ -81,12 +121,15 @@ export function checkFeature(
       continue;
     }
     const fields = eventType.schema.fields;
-    for (const [index, name] of definition.by.entries()) {
-      const spec = fields[name];
-      if (spec === undefined)
-        issues.push({ path: `by.${index}`, message: `'${name}' is not a field of '${typeName}'` });
-      else if (spec.type === 'string_list')
-        issues.push({ path: `by.${index}`, message: `'${name}' is a list; group by a single value` });
+    for (const [index, term] of by.terms.entries()) {
+      if (term === undefined) continue;
+      const spec = fields[term.field];
+      if (spec === undefined) {
+        issues.push({ path: `by.${index}`, message: `'${term.field}' is not a field of '${typeName}'` });
+        continue;
+      }
+      const mismatch = checkByTermType(term, spec.type);
+      if (mismatch !== undefined) issues.push({ path: `by.${index}`, message: mismatch });
     }
     if (field !== undefined) {
       const spec = fields[field];
@@ -136,6 +179,7 @@ export function featureProgram(
     if (!compiled.ok) return undefined;
     filter = compiled.program;
   }
+  const terms = parseBy(definition.by).terms as ByTerm[];
   return {
     name: record.name,
     counter: {
@@ -144,6 +188,8 @@ export function featureProgram(
       windowMs: parseWindow(definition.window) as number,
     },
     by: definition.by,
+    key: keyExtractor(terms),
+    usesIpData: terms.some(needsIpData),
     field: definition.field,
     filter,
   };

@@ -3,7 +3,15 @@ import type { CounterOperation, CounterStore } from '../ports/counter-store.js';
 import type { StoredEvent } from '../ports/decision-log.js';
 import type { EventHistory } from '../ports/event-history.js';
 import { type Logger, noopLogger } from '../ports/observability.js';
-import type { FeatureProgram } from './feature-definition.js';
+import type { IpInfo } from '../rules/vigil-functions.js';
+import {
+  counterIdOf,
+  type FeatureProgram,
+  type FeatureRecord,
+  featureUsesIpData,
+  parseWindow,
+} from './feature-definition.js';
+import type { KeyServices } from './feature-keys.js';
 import { bucketsPerWindow } from './memory-counter-store.js';
 
 export interface FeatureServiceOptions {
@@ -14,6 +22,11 @@ export interface FeatureServiceOptions {
   programsOf: (tenantId: string, eventType: string) => readonly FeatureProgram[];
   logger?: Logger;
   now?: () => number;
+  /**
+   * The IP database lookup for `asn(...)` keys, when it is there from the start. A database that
+   * loads later is given to {@link FeatureService.useIpData} instead.
+   */
+  ipInfo?: (ip: string) => IpInfo | undefined;
 }
 
 /** Where a feature's values come from right now. */
@@ -41,9 +54,14 @@ export class FeatureService implements DecisionStage {
   readonly #programsOf: FeatureServiceOptions['programsOf'];
   readonly #logger: Logger;
   readonly #now: () => number;
-  /** Counters being backfilled: live events count only from `since`, history before it. */
-  readonly #backfilling = new Map<string, number>();
+  /**
+   * Counters being backfilled: live events count only from `since`, history before it. A newer
+   * backfill of the same counter, or its drop, replaces the entry and so stops the older one.
+   */
+  readonly #backfilling = new Map<string, { readonly since: number }>();
   readonly #failed = new Set<string>();
+  /** What derived keys look up; one object for the service's life, changed in place. */
+  readonly #keyServices: KeyServices;
 
   constructor(options: FeatureServiceOptions) {
     this.#store = options.store;
@@ -51,6 +69,33 @@ export class FeatureService implements DecisionStage {
     this.#programsOf = options.programsOf;
     this.#logger = options.logger ?? noopLogger;
     this.#now = options.now ?? Date.now;
+    this.#keyServices = { ipInfo: options.ipInfo };
+  }
+
+  /**
+   * Starts using an IP database that arrived after the start (call it after `rebuild`). Until
+   * then features keyed by `asn(...)` had no key, so held nothing and the replay on start skipped
+   * their history: each of `features` that needs IP data is computed again from the stored events
+   * of its window, and counts live events from now.
+   */
+  async useIpData(
+    ipInfo: (ip: string) => IpInfo | undefined,
+    features: readonly FeatureRecord[],
+  ): Promise<void> {
+    // Synchronously, before any later event: from here keys have an ASN and the backfills' `since`.
+    this.#keyServices.ipInfo = ipInfo;
+    await Promise.all(
+      features
+        .filter((record) => featureUsesIpData(record.definition))
+        .map((record) =>
+          this.backfill(
+            record.tenantId,
+            record.name,
+            counterIdOf(record),
+            parseWindow(record.definition.window) as number,
+          ),
+        ),
+    );
   }
 
   run(context: DecisionContext): Promise<void> | undefined {
@@ -59,6 +104,8 @@ export class FeatureService implements DecisionStage {
     const batch = this.#operationsOf(programs, context.event, context.receivedAt);
     return this.#store.apply(context.receivedAt, batch.operations).then((values) => {
       context.features = valuesOf(batch, values);
+      // A store answering from a fallback (partial counts) marks its results `degraded: true`.
+      if ((values as { degraded?: boolean }).degraded === true) context.markDegraded(this.name);
     });
   }
 
@@ -101,13 +148,15 @@ export class FeatureService implements DecisionStage {
    */
   async backfill(tenantId: string, name: string, counterId: string, windowMs: number): Promise<void> {
     const since = this.#now();
-    this.#backfilling.set(counterId, since);
+    const run = { since };
+    this.#backfilling.set(counterId, run);
     this.#failed.delete(counterId);
     try {
       const programOf = (type: string) =>
         this.#programsOf(tenantId, type).filter((program) => program.counter.id === counterId);
       await this.#history.scan(tenantId, since - windowReach(windowMs), async (records) => {
         for (const record of records) {
+          if (this.#backfilling.get(counterId) !== run) throw superseded;
           if (record.createdAt >= since) continue;
           const programs = programOf(record.event.type);
           if (programs.length === 0) continue;
@@ -116,10 +165,12 @@ export class FeatureService implements DecisionStage {
         }
       });
     } catch (error) {
-      this.#failed.add(counterId);
-      this.#logger.warn({ err: error, tenant: tenantId, feature: name }, 'feature backfill failed');
+      if (error !== superseded && this.#backfilling.get(counterId) === run) {
+        this.#failed.add(counterId);
+        this.#logger.warn({ err: error, tenant: tenantId, feature: name }, 'feature backfill failed');
+      }
     } finally {
-      this.#backfilling.delete(counterId);
+      if (this.#backfilling.get(counterId) === run) this.#backfilling.delete(counterId);
     }
   }
 
@@ -128,8 +179,9 @@ export class FeatureService implements DecisionStage {
     return this.#failed.has(counterId) ? 'failed' : 'ready';
   }
 
-  /** Forgets the state of counters no longer defined. */
+  /** Forgets the state of counters no longer defined, and stops their backfills. */
   async drop(counterIds: readonly string[]): Promise<void> {
+    for (const id of counterIds) this.#backfilling.delete(id);
     await this.#store.drop(counterIds);
   }
 
@@ -144,13 +196,13 @@ export class FeatureService implements DecisionStage {
     const fields = event.fields;
     let activation: { event: Record<string, unknown>; features: object; models: object } | undefined;
     for (const program of programs) {
-      const key = keyOf(program.by, fields);
+      const key = program.key(fields, this.#keyServices);
       if (key === undefined) continue;
       let update = true;
       if (!replay) {
-        const since = this.#backfilling.get(program.counter.id);
+        const backfill = this.#backfilling.get(program.counter.id);
         // During a backfill, events before its start come from history, not from live traffic.
-        if (since !== undefined && receivedAt < since) update = false;
+        if (backfill !== undefined && receivedAt < backfill.since) update = false;
       }
       if (update && program.filter !== undefined) {
         activation ??= {
@@ -181,20 +233,8 @@ function windowReach(windowMs: number): number {
   return windowMs + windowMs / bucketsPerWindow;
 }
 
-/** The group key of an event: its `by` values, or undefined when one is absent. */
-function keyOf(by: readonly string[], fields: Record<string, unknown>): string | undefined {
-  if (by.length === 1) {
-    const value = fields[by[0] as string];
-    return value === undefined || value === null ? undefined : String(value);
-  }
-  let key = '';
-  for (let index = 0; index < by.length; index++) {
-    const value = fields[by[index] as string];
-    if (value === undefined || value === null) return undefined;
-    key += index === 0 ? String(value) : `\u0000${String(value)}`;
-  }
-  return key;
-}
+/** Thrown inside a backfill's scan to stop it once a newer backfill or a drop replaced it. */
+const superseded = new Error('backfill superseded');
 
 function valuesOf(batch: EventOperations, values: readonly (number | null)[]): Record<string, unknown> {
   const features: Record<string, unknown> = {};

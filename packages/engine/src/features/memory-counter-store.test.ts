@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { Aggregation, CounterOperation, CounterSpec } from '../ports/counter-store.js';
-import { MemoryCounterStore } from './memory-counter-store.js';
+import { counterStoreContract } from '../testing/counter-store.contract.js';
+import { exactDistinctLimit, MemoryCounterStore } from './memory-counter-store.js';
 import { SlidingHyperLogLog } from './sliding-hyperloglog.js';
+
+counterStoreContract('MemoryCounterStore', async () => new MemoryCounterStore(), { exactDistinctLimit });
+counterStoreContract(
+  'MemoryCounterStore with a small exact limit',
+  async () => new MemoryCounterStore({ exactDistinctLimit: 100 }),
+  { exactDistinctLimit: 100 },
+);
 
 const minute = 60_000;
 const hour = 60 * minute;
@@ -40,64 +48,7 @@ describe('MemoryCounterStore', () => {
     expect(await store.apply(t0 + 30 * minute + hour + minute, [read(count, 'k')])).toEqual([0]);
   });
 
-  it('slides over many buckets and restarts a key that was idle longer than the ring', async () => {
-    const store = new MemoryCounterStore();
-    const count = spec('count');
-    for (let m = 0; m < 120; m++) await store.apply(t0 + m * minute, [add(count, 'k')]);
-    // At minute 119: buckets 59..119 are in the window: 61 events.
-    expect(await store.apply(t0 + 119 * minute, [read(count, 'k')])).toEqual([61]);
-    expect(await store.apply(t0 + 500 * hour, [add(count, 'k')])).toEqual([1]);
-  });
-
-  it('computes sum, avg, min, max, last and first_seen', async () => {
-    const store = new MemoryCounterStore();
-    const [sum, avg, min, max, last, first] = (
-      ['sum', 'avg', 'min', 'max', 'last', 'first_seen'] as const
-    ).map((aggregation) => spec(aggregation)) as CounterSpec[];
-    const all = (value: number) =>
-      [sum, avg, min, max, last, first].map((counter) => add(counter as CounterSpec, 'k', value));
-    await store.apply(t0, all(10));
-    await store.apply(t0 + 10 * minute, all(-4));
-    expect(await store.apply(t0 + 20 * minute, all(30))).toEqual([36, 12, -4, 30, 30, 1200]);
-    // After the first event's bucket leaves: 26, 13, -4, 30, 30, first seen at +10 min.
-    expect(
-      await store.apply(
-        t0 + hour + minute,
-        all(0).map((op) => ({ ...op, update: false })),
-      ),
-    ).toEqual([26, 13, -4, 30, 30, 3060]);
-    // Nothing in the window: no value (count and sum are 0).
-    const later = t0 + 10 * hour;
-    expect(
-      await store.apply(
-        later,
-        [sum, avg, min, max, last, first].map((counter) => read(counter as CounterSpec, 'k')),
-      ),
-    ).toEqual([0, null, null, null, null, null]);
-  });
-
-  it('counts distinct values exactly, sliding', async () => {
-    const store = new MemoryCounterStore();
-    const distinct = spec('distinct');
-    await store.apply(t0, [add(distinct, 'd', 'a')]);
-    await store.apply(t0 + minute, [add(distinct, 'd', 'b')]);
-    expect(await store.apply(t0 + 2 * minute, [add(distinct, 'd', 'a')])).toEqual([2]);
-    // 'b' leaves the window; 'a' was seen again later.
-    expect(await store.apply(t0 + hour + 2 * minute, [read(distinct, 'd')])).toEqual([1]);
-  });
-
-  it('estimates distinct values beyond the exact limit within 3 standard errors (≈10%)', async () => {
-    const store = new MemoryCounterStore({ exactDistinctLimit: 100 });
-    const distinct = spec('distinct');
-    let value: (number | null)[] = [];
-    for (let index = 0; index < 20_000; index++) {
-      value = await store.apply(t0 + Math.floor(index / 1000) * minute, [add(distinct, 'd', `v-${index}`)]);
-    }
-    const estimate = value[0] as number;
-    expect(Math.abs(estimate - 20_000) / 20_000).toBeLessThan(0.1);
-    // Values of the first ten minutes leave the window: about half remain.
-    const [later] = await store.apply(t0 + hour + 10 * minute, [read(distinct, 'd')]);
-    expect(Math.abs((later as number) - 10_000) / 10_000).toBeLessThan(0.1);
+  it('estimates distinct values with a sliding HyperLogLog of 1,024 registers', () => {
     expect(SlidingHyperLogLog.registers).toBe(1024);
   });
 
@@ -115,11 +66,19 @@ describe('MemoryCounterStore', () => {
     expect(await store.apply(t0 + hour + minute, [add(count, 'k1')])).toEqual([1]);
   });
 
-  it('starts a dropped counter empty', async () => {
+  it('releases the memory of a dropped counter', async () => {
     const store = new MemoryCounterStore();
     const count = spec('count');
-    await store.apply(t0, [add(count, 'k')]);
+    for (let index = 0; index < 100; index++) await store.apply(t0, [add(count, `k${index}`)]);
+    expect(store.keyCount()).toBe(100);
     await store.drop([count.id]);
-    expect(await store.apply(t0, [read(count, 'k')])).toEqual([0]);
+    expect(store.keyCount()).toBe(0);
+  });
+
+  it('answers synchronously through applyNow, as apply does', async () => {
+    const store = new MemoryCounterStore();
+    const sum = spec('sum');
+    expect(store.applyNow(t0, [add(sum, 'k', 2)])).toEqual([2]);
+    expect(await store.apply(t0, [add(sum, 'k', 3)])).toEqual([5]);
   });
 });

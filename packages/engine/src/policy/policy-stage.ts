@@ -3,7 +3,7 @@ import { DecisionLists } from '../lists/decision-lists.js';
 import type { LocalListIndex } from '../ports/list-store.js';
 import type { CompiledPolicy, RuleActivation } from './policy-model.js';
 import type { ServingPolicies } from './serving-policies.js';
-import { canaryBucket, evaluatePolicy } from './strategy.js';
+import { canaryBucket, defaultPolicyCpuBudgetMs, evaluatePolicy } from './strategy.js';
 
 /** Builds what rules see of an event: its fields plus `type`, `id` and `timestamp`. */
 export function activationOf(context: DecisionContext): RuleActivation {
@@ -14,7 +14,12 @@ export function activationOf(context: DecisionContext): RuleActivation {
   return { event, features: context.features ?? {}, models: {} };
 }
 
-/** Picks the version for this event (canary by a hash of its id) and applies its rules. */
+/**
+ * Picks the version for this event (canary by a hash of its id) and applies its rules under the
+ * CPU guard: they may run for `cpuBudgetMs`, and not past the decision's rules cut-off. A policy
+ * cut off is named in `degraded`: `policy_cpu` when its budget ran out, `policy_deadline` when the
+ * deadline came first; its rules left are in `errors` and follow `on_missing`.
+ */
 export class PolicyStage implements DecisionStage {
   readonly name = 'rules';
 
@@ -22,6 +27,7 @@ export class PolicyStage implements DecisionStage {
     private readonly policiesOf: (tenantId: string, eventType: string) => ServingPolicies | undefined,
     /** The lists `in_list` reads; without it every list is empty. */
     private readonly lists?: LocalListIndex,
+    private readonly cpuBudgetMs: number = defaultPolicyCpuBudgetMs,
   ) {}
 
   run(context: DecisionContext): void {
@@ -34,7 +40,15 @@ export class PolicyStage implements DecisionStage {
       policy = serving.canary.policy;
     }
     if (policy === null) return;
-    const outcome = evaluatePolicy(policy, activationOf(context), context.lists);
+    const outcome = evaluatePolicy(
+      policy,
+      activationOf(context),
+      context.lists,
+      this.cpuBudgetMs,
+      context.plan.rulesCutoff,
+    );
+    if (outcome.cutOff !== null)
+      context.markDegraded(outcome.cutOff === 'cpu' ? 'policy_cpu' : 'policy_deadline');
     context.verdict = outcome.verdict;
     context.score = outcome.score;
     context.rules.push(...outcome.rules);

@@ -1,6 +1,15 @@
 import type { DecisionResponse, Verdict } from '@vigil/protocol';
 import type { ListMembership } from '../lists/decision-lists.js';
+import { evaluationGuard } from '../rules/evaluation-guard.js';
 import type { CompiledPolicy, RuleActivation } from './policy-model.js';
+
+/**
+ * How long one policy's rules may run on one event, in ms of wall time on the event loop, when
+ * the caller names no budget. A typical policy takes microseconds, so this is thousands of times
+ * what it needs, and still short enough that a pathological policy delays other tenants'
+ * decisions by no more than this.
+ */
+export const defaultPolicyCpuBudgetMs = 10;
 
 const severity: Record<Verdict, number> = { accept: 0, challenge: 1, review: 2, reject: 3 };
 
@@ -15,6 +24,11 @@ export interface PolicyOutcome {
   rules: DecisionResponse['rules'];
   tags: string[];
   errors: DecisionResponse['errors'];
+  /**
+   * Set when the evaluation was cut off: `cpu` when the policy's CPU budget ran out, `deadline`
+   * when the decision's deadline arrived first. The rules left are in `errors`.
+   */
+  cutOff: 'cpu' | 'deadline' | null;
 }
 
 /**
@@ -24,11 +38,18 @@ export interface PolicyOutcome {
  * - `score`: the sum of hit rules' scores, clamped to 0..100, mapped through `thresholds`; a hit
  *   rule's explicit verdict applies on top with `worst` semantics.
  * A rule that fails is listed in `errors`; `on_missing: review` then raises the verdict to review.
+ *
+ * The CPU guard: the rules may run for `cpuBudgetMs` and not past `deadline` (a
+ * `performance.now()` value). A rule still running then is interrupted inside its loops, and the
+ * rules not yet evaluated are not started; all of them are reported in `errors` ("cpu budget
+ * exceeded", or "deadline reached ..."), `on_missing` applies to them, and `cutOff` says why.
  */
 export function evaluatePolicy(
   policy: CompiledPolicy,
   activation: RuleActivation,
   lists?: ListMembership,
+  cpuBudgetMs: number = defaultPolicyCpuBudgetMs,
+  deadline: number = Number.POSITIVE_INFINITY,
 ): PolicyOutcome {
   let verdict: Verdict = 'accept';
   let score = 0;
@@ -37,29 +58,46 @@ export function evaluatePolicy(
   const errors: PolicyOutcome['errors'] = [];
   const compiled = policy.rules;
   const inputs = compiled.inputs;
-  compiled.prepare(activation);
-  for (let index = 0; index < inputs.length; index += 1) {
-    const input = inputs[index] as (typeof inputs)[number];
-    const result = compiled.evaluate(index, activation, lists);
-    if (result === false) continue;
-    if (result !== true) {
-      errors.push({ rule: input.id, message: result.message });
-      if (policy.onMissing === 'review') verdict = worse(verdict, 'review');
-      continue;
+  const guard = evaluationGuard;
+  guard.arm(cpuBudgetMs, deadline);
+  let cutOff: PolicyOutcome['cutOff'] = null;
+  try {
+    compiled.prepare(activation);
+    for (let index = 0; index < inputs.length; index += 1) {
+      const input = inputs[index] as (typeof inputs)[number];
+      // Work is charged as it is done: a unit per rule here, a unit per loop iteration and a tenth
+      // per character scanned inside the rules. So a policy doing little work never reads the
+      // clock (a pause of the process cannot cut it off), and a rule is not started once the
+      // budget is spent.
+      if (guard.spend(1)) {
+        errors.push({ rule: input.id, message: guard.error.message });
+        if (policy.onMissing === 'review') verdict = worse(verdict, 'review');
+        continue;
+      }
+      const result = compiled.evaluate(index, activation, lists);
+      if (result === false) continue;
+      if (result !== true) {
+        errors.push({ rule: input.id, message: result.message });
+        if (policy.onMissing === 'review') verdict = worse(verdict, 'review');
+        continue;
+      }
+      const hit: PolicyOutcome['rules'][number] = { id: input.id, name: input.name ?? input.id };
+      if (input.verdict !== undefined) {
+        hit.verdict = input.verdict;
+        verdict = worse(verdict, input.verdict);
+      }
+      if (input.score !== undefined) {
+        hit.score = input.score;
+        score += input.score;
+      }
+      if (input.reason !== undefined) hit.reason = input.reason;
+      rules.push(hit);
+      if (input.tags !== undefined) for (const tag of input.tags) if (!tags.includes(tag)) tags.push(tag);
+      if (policy.strategy === 'first_match') break;
     }
-    const hit: PolicyOutcome['rules'][number] = { id: input.id, name: input.name ?? input.id };
-    if (input.verdict !== undefined) {
-      hit.verdict = input.verdict;
-      verdict = worse(verdict, input.verdict);
-    }
-    if (input.score !== undefined) {
-      hit.score = input.score;
-      score += input.score;
-    }
-    if (input.reason !== undefined) hit.reason = input.reason;
-    rules.push(hit);
-    if (input.tags !== undefined) for (const tag of input.tags) if (!tags.includes(tag)) tags.push(tag);
-    if (policy.strategy === 'first_match') break;
+    cutOff = guard.cut;
+  } finally {
+    guard.disarm();
   }
   score = Math.min(100, Math.max(0, score));
   if (policy.strategy === 'score') {
@@ -68,7 +106,7 @@ export function evaluatePolicy(
       if (threshold !== undefined && score >= threshold) verdict = worse(verdict, level);
     }
   }
-  return { verdict, score, rules, tags, errors };
+  return { verdict, score, rules, tags, errors, cutOff };
 }
 
 /**

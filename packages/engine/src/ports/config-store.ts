@@ -1,4 +1,4 @@
-import type { EventTypeSchema, Scope } from '@vigil/protocol';
+import type { EventTypeSchema, Scope, Verdict } from '@vigil/protocol';
 import type { FeatureRecord } from '../features/feature-definition.js';
 import type { PolicyState, PolicyVersionRecord } from '../policy/policy-model.js';
 
@@ -7,6 +7,8 @@ export interface TenantRecord {
   name: string;
   rateLimit: { rps: number; burst: number } | null;
   maxConcurrency: number | null;
+  /** Fail-open answer for decision requests shed under overload; absent in records older than it. */
+  overloadFallback?: { verdict: Verdict } | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -3,6 +3,7 @@ import { directCall, guarded, type Implementation } from './call-evaluators.js';
 import { type CheckResult, check, qualifiedName, type Reference } from './checker.js';
 import { estimateCost } from './cost.js';
 import type { Environment } from './environment.js';
+import { evaluationGuard as guard } from './evaluation-guard.js';
 import type { FieldSlots } from './field-slots.js';
 import { type OverloadDeclaration, valueFits } from './function-registry.js';
 import { HostKind, hostKind, readHostValue } from './host-values.js';
@@ -543,6 +544,8 @@ class ExpressionCompiler {
       );
     }
     const test = predicate as Evaluator;
+    // Every iteration spends one unit of the CPU guard's credit (`evaluation-guard.ts`), so a
+    // comprehension, nested or not, stops soon after its policy's budget is spent.
     switch (expr.macro) {
       case 'all':
       case 'exists': {
@@ -552,6 +555,7 @@ class ExpressionCompiler {
           if (!Array.isArray(elements)) return elements;
           let error: CelError | undefined;
           for (let index = 0; index < elements.length; index++) {
+            if (--guard.credit <= 0 && guard.check()) return guard.error;
             slots[slot] = elements[index];
             const result =
               predicateTest === undefined
@@ -569,6 +573,7 @@ class ExpressionCompiler {
           if (!Array.isArray(elements)) return elements;
           let count = 0;
           for (let index = 0; index < elements.length; index++) {
+            if (--guard.credit <= 0 && guard.check()) return guard.error;
             slots[slot] = elements[index];
             const result =
               predicateTest === undefined
@@ -585,6 +590,7 @@ class ExpressionCompiler {
           if (!Array.isArray(elements)) return elements;
           const result: unknown[] = [];
           for (let index = 0; index < elements.length; index++) {
+            if (--guard.credit <= 0 && guard.check()) return guard.error;
             const element = elements[index];
             slots[slot] = element;
             const keep =
@@ -603,6 +609,7 @@ class ExpressionCompiler {
           if (!Array.isArray(elements)) return elements;
           const result: unknown[] = [];
           for (let index = 0; index < elements.length; index++) {
+            if (--guard.credit <= 0 && guard.check()) return guard.error;
             slots[slot] = elements[index];
             if (predicate !== undefined) {
               const keep = predicate(activation, services);

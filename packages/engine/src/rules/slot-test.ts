@@ -1,3 +1,4 @@
+import { evaluationGuard as guard } from './evaluation-guard.js';
 import { CelError } from './values.js';
 import type { RuleServices } from './vigil-functions.js';
 
@@ -311,6 +312,8 @@ function runQuantifier(
   const localSlot = test.localSlot;
   let failure: unknown;
   for (let index = 0; index < list.length; index++) {
+    // One unit of the CPU guard's credit per iteration, as in the compiler's comprehensions.
+    if (--guard.credit <= 0 && guard.check()) return guard.error;
     locals[localSlot] = list[index];
     const value = isLeaf ? runLeaf(predicate) : runSlotTest(predicate, activation, services);
     if (value === stop) return stop;

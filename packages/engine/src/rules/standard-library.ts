@@ -1,4 +1,5 @@
 import { RE2JS } from 're2js';
+import { evaluationGuard as guard } from './evaluation-guard.js';
 import { type FunctionDeclaration, type OverloadDeclaration, overload } from './function-registry.js';
 import {
   calendarFields,
@@ -83,11 +84,21 @@ function arithmetic(): FunctionDeclaration[] {
           checkedUint(a.value + b.value),
         ),
         overload('add_double', [DOUBLE, DOUBLE], DOUBLE, (a: number, b: number) => a + b),
-        overload('add_string', [STRING, STRING], STRING, (a: string, b: string) => a + b, { cost: scanCost }),
+        overload(
+          'add_string',
+          [STRING, STRING],
+          STRING,
+          (a: string, b: string) => (scanAllowed(a.length + b.length) ? a + b : guard.error),
+          { cost: scanCost },
+        ),
         overload('add_bytes', [BYTES, BYTES], BYTES, concatBytes, { cost: scanCost }),
-        overload('add_list', [listOf(A), listOf(A)], listOf(A), (a: unknown[], b: unknown[]) => a.concat(b), {
-          cost: scanCost,
-        }),
+        overload(
+          'add_list',
+          [listOf(A), listOf(A)],
+          listOf(A),
+          (a: unknown[], b: unknown[]) => (scanAllowed(a.length + b.length) ? a.concat(b) : guard.error),
+          { cost: scanCost },
+        ),
         overload(
           'add_timestamp_duration',
           [TIMESTAMP, DURATION],
@@ -228,9 +239,21 @@ function comparisons(): FunctionDeclaration[] {
   });
 }
 
-function listContains(list: readonly unknown[], value: unknown): boolean {
-  for (const element of list) if (celEquals(element, value)) return true;
+function listContains(list: readonly unknown[], value: unknown): boolean | CelError {
+  for (let index = 0; index < list.length; index++) {
+    if (--guard.credit <= 0 && guard.check()) return guard.error;
+    if (celEquals(list[index], value)) return true;
+  }
   return false;
+}
+
+/**
+ * Charges the CPU guard for a scan of `size` characters or elements (a tenth of a unit each, as
+ * the cost estimator counts them) before it is made: the scan itself is one native call and
+ * cannot be interrupted, so a guard that has run out stops the evaluation before it starts.
+ */
+function scanAllowed(size: number): boolean {
+  return !guard.spend(size * 0.1);
 }
 
 /** `_[_]` for any container and key, used when the types are only known at runtime. */
@@ -293,8 +316,10 @@ function equality(): FunctionDeclaration[] {
   ];
 }
 
-function sizeOf(value: unknown): bigint {
-  if (typeof value === 'string') return BigInt(codePointLength(value));
+function sizeOf(value: unknown): bigint | CelError {
+  if (typeof value === 'string') {
+    return scanAllowed(value.length) ? BigInt(codePointLength(value)) : guard.error;
+  }
   if (value instanceof Uint8Array || Array.isArray(value)) return BigInt(value.length);
   return BigInt(mapSize(value as CelMap));
 }
@@ -322,6 +347,7 @@ const PATTERN_TOO_LONG = new CelError(`regular expression longer than ${MAX_PATT
 
 function matches(text: string, pattern: string): boolean | CelError {
   if (pattern.length > MAX_PATTERN_LENGTH) return PATTERN_TOO_LONG;
+  if (!scanAllowed(text.length + pattern.length)) return guard.error;
   const regex = compileRegex(pattern);
   return regex instanceof CelError ? regex : regex.test(text);
 }
@@ -338,10 +364,13 @@ function strings(): FunctionDeclaration[] {
     {
       name: 'contains',
       overloads: [
-        overload('contains_string', [STRING, STRING], BOOL, (a: string, b: string) => a.includes(b), {
-          receiver: true,
-          cost: scanCost,
-        }),
+        overload(
+          'contains_string',
+          [STRING, STRING],
+          BOOL,
+          (a: string, b: string) => (scanAllowed(a.length) ? a.includes(b) : guard.error),
+          { receiver: true, cost: scanCost },
+        ),
       ],
     },
     {
@@ -374,7 +403,7 @@ function strings(): FunctionDeclaration[] {
           'string_lower_ascii',
           [STRING],
           STRING,
-          (a: string) => a.replace(/[A-Z]+/g, (s) => s.toLowerCase()),
+          (a: string) => (scanAllowed(a.length) ? a.replace(/[A-Z]+/g, (s) => s.toLowerCase()) : guard.error),
           {
             receiver: true,
             cost: sizeCost,
@@ -389,7 +418,7 @@ function strings(): FunctionDeclaration[] {
           'string_upper_ascii',
           [STRING],
           STRING,
-          (a: string) => a.replace(/[a-z]+/g, (s) => s.toUpperCase()),
+          (a: string) => (scanAllowed(a.length) ? a.replace(/[a-z]+/g, (s) => s.toUpperCase()) : guard.error),
           {
             receiver: true,
             cost: sizeCost,

@@ -1,3 +1,10 @@
+export {
+  addOperation,
+  type CounterStoreContractOptions,
+  counterSpec,
+  counterStoreContract,
+  readOperation,
+} from './counter-store.contract.js';
 export { decisionLogContract, sampleRecord } from './decision-log.contract.js';
 export {
   listDefinition,
