@@ -13,6 +13,8 @@ export default defineConfig({
       '@vigil/engine': src('engine'),
       '@vigil/enrichment': src('enrichment'),
       '@vigil/store-sqlite': src('store-sqlite'),
+      '@vigil/store-redis': src('store-redis'),
+      '@vigil/store-postgres': src('store-postgres'),
     },
   },
   test: {
