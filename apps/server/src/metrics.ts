@@ -40,7 +40,7 @@ export class NodeMetrics implements Metrics {
     registers: [this.registry],
   });
 
-  constructor(queueDepth: () => number) {
+  constructor(queueDepth: () => number, spooled: () => number = () => 0) {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
     new Gauge({
       name: 'vigil_decision_log_queue_depth',
@@ -48,6 +48,14 @@ export class NodeMetrics implements Metrics {
       registers: [this.registry],
       collect() {
         this.set(queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'vigil_decision_log_spooled_records',
+      help: 'Decision-log records durable in the local journal that the store has not taken yet.',
+      registers: [this.registry],
+      collect() {
+        this.set(spooled());
       },
     });
   }

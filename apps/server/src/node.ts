@@ -137,7 +137,10 @@ export async function createNode(
   const registry = ConfigRegistry.from(configuration.config, ruleCompiler, lists);
   const secrets = new SecretBox(masterKey);
   const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());
-  const metrics = new NodeMetrics(() => log.queueDepth());
+  const metrics = new NodeMetrics(
+    () => log.queueDepth(),
+    () => log.spooled(),
+  );
   resilience.observe(metrics.registry);
   const counters = new MemoryCounterStore();
   const featureService = new FeatureService({

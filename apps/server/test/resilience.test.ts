@@ -383,6 +383,35 @@ describe('config store and decision log faults', () => {
   });
 });
 
+describe('decision log store outage', () => {
+  it('spools the records of answered decisions in the journal and delivers each once when the store returns', async () => {
+    const spooled = async () =>
+      Number(/^vigil_decision_log_spooled_records (\d+)$/m.exec(await metrics())?.[1]);
+    const fault = await inject({ component: 'decision_log', kind: 'outage', duration_seconds: 120 });
+    const answered: string[] = [];
+    for (let index = 0; index < 12; index += 1) {
+      const decision = await decide(globex, { account_id: 'u-spool' });
+      expect(decision.degraded).toEqual([]);
+      answered.push(decision.decision_id);
+    }
+    expect(await spooled()).toBeGreaterThanOrEqual(12);
+    expectError(
+      await node.as(globex.apiKey, 'GET', '/v1/manage/decisions?entity=u-spool'),
+      503,
+      'component_unavailable',
+    );
+    expect((await node.admin('DELETE', `/v1/admin/faults/${fault.id}`)).statusCode).toBe(204);
+    // The breaker may have opened on the outage: delivery resumes after its half-open probe.
+    await until(async () => ((await spooled()) === 0 ? true : undefined), 30_000, 'the spool to drain');
+    const search = await node.as(globex.apiKey, 'GET', '/v1/manage/decisions?entity=u-spool&limit=100');
+    expect(search.statusCode, search.body).toBe(200);
+    const found = (search.json() as { decisions: { decision_id: string }[] }).decisions.map(
+      (decision) => decision.decision_id,
+    );
+    expect(found.sort()).toEqual([...answered].sort());
+  }, 60_000);
+});
+
 describe('VIGIL_FAULTS', () => {
   it('starts the configured injections with the node, audited', async () => {
     const configured = await startTestNode({
