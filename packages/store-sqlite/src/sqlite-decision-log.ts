@@ -6,7 +6,6 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
-  readSync,
   rmSync,
   writeFileSync,
   writeSync,
@@ -27,6 +26,7 @@ import { VigilError } from '@vigil/protocol';
 import Database from 'better-sqlite3';
 import { EventFilter } from './event-filter.js';
 import {
+  journalHeader,
   parseJournalLine,
   type RecordColumns,
   type WriterRequest,
@@ -200,7 +200,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#generation = generation;
     this.#written = written;
     this.#journal = openSync(this.#journalPath, 'a');
-    this.#writer = new Worker(writerScript, { workerData: { path, sync: this.#sync } });
+    this.#writer = new Worker(writerScript, {
+      workerData: { path, sync: this.#sync, journalPath: this.#journalPath },
+    });
     this.#loadEventFilter();
     this.#writer.on('message', (response: WriterResponse) => this.#acknowledge(response));
     this.#writer.on('error', (error) => this.#fail(error));
@@ -287,7 +289,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     }
     // Everything in the journal is in SQLite now: start a fresh generation.
     const generation = storedGeneration + 1;
-    const header = `${JSON.stringify({ vigil_journal: 2, generation })}\n`;
+    const header = journalHeader(generation);
     const setMeta = this.#db.prepare(
       'INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
@@ -387,7 +389,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
     }
     for (const pending of waiting) pending.resolve();
-    this.#deliver({ generation: this.#generation, from, to: this.#written, records }, rows, false);
+    this.#deliver({ generation: this.#generation, from, to: this.#written, records }, false);
   }
 
   /**
@@ -395,18 +397,14 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
    * queue behind it, and the writer refuses new batches after a failed one until the spooled ones
    * are in, so the journal offset it stores never passes a line SQLite lacks.
    */
-  #deliver(batch: SpooledBatch, rows: string | undefined, retry: boolean): void {
+  #deliver(batch: SpooledBatch, retry: boolean): void {
     if (this.#spool.length > 0 && !retry) {
       this.#spoolBatch(batch, undefined);
       return;
     }
     const write = () =>
       this.#request(
-        {
-          op: 'records',
-          rows: rows ?? this.#readJournal(batch),
-          journal: { generation: batch.generation, from: batch.from, offset: batch.to },
-        },
+        { op: 'records', journal: { generation: batch.generation, from: batch.from, offset: batch.to } },
         batch.records,
       );
     (this.#storeWriteGuard === undefined ? write() : this.#storeWriteGuard(write)).then(
@@ -434,19 +432,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#spoolDelayMs = Math.min(this.#spoolDelayMs * 2, retryDelayMs.longest);
     const batches = this.#spool;
     this.#spool = [];
-    for (const batch of batches) this.#deliver(batch, undefined, true);
-  }
-
-  /** A spooled batch's lines, read back from the journal (they are not kept in memory). */
-  #readJournal(batch: SpooledBatch): string {
-    const buffer = Buffer.alloc(batch.to - batch.from);
-    const fd = openSync(this.#journalPath, 'r');
-    try {
-      readSync(fd, buffer, 0, buffer.length, batch.from);
-    } finally {
-      closeSync(fd);
-    }
-    return buffer.toString('utf8', 0, buffer.length - 1);
+    for (const batch of batches) this.#deliver(batch, true);
   }
 
   #request(request: DistributiveOmit<WriterRequest, 'id'>, records?: DecisionRecord[]): Promise<void> {
@@ -480,7 +466,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #rotateJournal(): void {
     if (this.#pendingById.size > 0 || this.#rows.length > 0 || this.#written < this.#rotationBytes) return;
     this.#generation += 1;
-    const header = `${JSON.stringify({ vigil_journal: 2, generation: this.#generation })}\n`;
+    const header = journalHeader(this.#generation);
     ftruncateSync(this.#journal, 0);
     writeSync(this.#journal, header);
     this.#written = Buffer.byteLength(header);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type DecisionRequest, type DecisionResponse, type EventInput, VigilError } from '@vigil/protocol';
 import { activationOf } from '../policy/policy-stage.js';
@@ -10,6 +9,7 @@ import { planDeadline } from './deadline-plan.js';
 import { DecisionContext, type DecisionStage } from './decision-context.js';
 import { IdempotencyIndex } from './idempotency-index.js';
 import { StageOutcome, StageWaits } from './stage-waits.js';
+import { timeOrderedId } from './time-ordered-id.js';
 
 /** How long an event id is remembered per tenant: a retry within it gets the first answer. */
 export const idempotencyWindowMs = 24 * 60 * 60 * 1000;
@@ -119,7 +119,7 @@ export class DecisionService {
       );
       if (earlier !== undefined) return { record: earlier, created: false };
       const record: DecisionRecord = {
-        decisionId: randomUUID(),
+        decisionId: timeOrderedId(receivedAt),
         tenantId,
         kind: 'event',
         createdAt: receivedAt,
@@ -233,7 +233,7 @@ export class DecisionService {
       if ((await this.#waits.wait(result, until)) !== StageOutcome.Done) context.leaveOut(stage.name);
     }
     const response: DecisionResponse = {
-      decision_id: randomUUID(),
+      decision_id: timeOrderedId(receivedAt),
       event_id: request.id,
       verdict: context.verdict,
       score: context.score,
