@@ -13,6 +13,9 @@ export default defineConfig({
       '@vigil/engine': src('engine'),
       '@vigil/enrichment': src('enrichment'),
       '@vigil/store-sqlite': src('store-sqlite'),
+      '@vigil/store-redis/testing': fileURLToPath(
+        new URL('./packages/store-redis/src/testing/redis-processes.ts', import.meta.url),
+      ),
       '@vigil/store-redis': src('store-redis'),
       '@vigil/store-postgres': src('store-postgres'),
     },

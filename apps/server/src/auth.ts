@@ -36,6 +36,32 @@ export class ReplayGuard {
   }
 }
 
+/** Remembers signatures used in the signature window; a shared one answers asynchronously. */
+export interface SignatureReplays {
+  firstUse(signature: string): boolean | Promise<boolean>;
+}
+
+/**
+ * A shared replay guard (Redis) with this node's own in front: a replay to this node is refused
+ * without a round trip, and while the shared store is unreachable the node still refuses replays
+ * it saw itself (a replay to another node then passes; docs/SCALE-OUT.md).
+ */
+export class LayeredReplayGuard implements SignatureReplays {
+  constructor(
+    private readonly local: ReplayGuard,
+    private readonly shared: { firstUse(signature: string): Promise<boolean> },
+    private readonly onSharedFailure: (error: unknown) => void = () => {},
+  ) {}
+
+  firstUse(signature: string): boolean | Promise<boolean> {
+    if (!this.local.firstUse(signature)) return false;
+    return this.shared.firstUse(signature).catch((error: unknown) => {
+      this.onSharedFailure(error);
+      return true;
+    });
+  }
+}
+
 export class Authenticator {
   readonly #unsealed = new Map<string, string>();
   readonly #hashes = new Map<string, { hex: string; bytes: Buffer }>();
@@ -44,7 +70,7 @@ export class Authenticator {
     private readonly registry: ConfigRegistry,
     private readonly adminTokenHash: string,
     private readonly secrets: SecretBox,
-    private readonly replays: ReplayGuard,
+    private readonly replays: SignatureReplays,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -73,7 +99,7 @@ export class Authenticator {
     timestamp: string | undefined,
     signature: string | undefined,
     body: Buffer,
-  ): Principal {
+  ): Principal | Promise<Principal> {
     const key = this.registry.activeKey(keyId);
     if (key === undefined || timestamp === undefined || signature === undefined) {
       throw new VigilError('invalid_credentials');
@@ -91,9 +117,14 @@ export class Authenticator {
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
       throw new VigilError('invalid_credentials');
     }
-    if (!this.replays.firstUse(`${key.id}:${signature.toLowerCase()}`))
-      throw new VigilError('signature_replayed');
-    return { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };
+    const principal: Principal = { kind: 'key', tenantId: key.tenantId, keyId: key.id, scopes: key.scopes };
+    const first = this.replays.firstUse(`${key.id}:${signature.toLowerCase()}`);
+    if (first === true) return principal;
+    if (first === false) throw new VigilError('signature_replayed');
+    return first.then((isFirst) => {
+      if (!isFirst) throw new VigilError('signature_replayed');
+      return principal;
+    });
   }
 
   /** Forgets a cached secret when its key changes. */

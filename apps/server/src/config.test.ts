@@ -18,13 +18,16 @@ function readmeTable(): Map<string, { fallback: string; meaning: string }> {
 describe('configuration', () => {
   it('is documented in the README exactly as the schema defines it', () => {
     const rows = readmeTable();
-    const properties = ConfigSchema.properties as Record<string, { default?: unknown; description?: string }>;
+    const properties = ConfigSchema.properties as Record<
+      string,
+      { default?: unknown; description?: string; 'x-unset'?: string }
+    >;
     expect([...rows.keys()]).toEqual(Object.keys(properties));
     for (const [name, schema] of Object.entries(properties)) {
       const row = rows.get(name);
       expect(row?.meaning, name).toBe(schema.description);
       expect(row?.fallback, name).toBe(
-        schema.default === undefined ? '(generated)' : `\`${String(schema.default)}\``,
+        schema.default === undefined ? (schema['x-unset'] ?? '(generated)') : `\`${String(schema.default)}\``,
       );
     }
   });

@@ -115,6 +115,21 @@ export const ConfigSchema = Type.Object({
     description:
       'On SIGTERM, how long to report not-ready before closing the listener, so a load balancer can move traffic away.',
   }),
+  VIGIL_REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?(\\+cluster)?://',
+      'x-unset': '(unset)',
+      description:
+        'Shared Redis for the counters of several nodes: `redis://host:port/db`, `rediss://` for TLS, `redis+cluster://host:port,host:port` for a cluster. Unset: counters in process (docs/SCALE-OUT.md).',
+    }),
+  ),
+  VIGIL_REDIS_COMMAND_TIMEOUT_MS: Type.Integer({
+    minimum: 5,
+    maximum: 10_000,
+    default: 50,
+    description:
+      'How long a Redis command may take before it fails and the node counts locally (marked degraded).',
+  }),
   VIGIL_FAULTS: Type.String({
     default: '[]',
     description:

@@ -11,13 +11,14 @@ import {
   parseWindow,
 } from '@vigil/engine';
 import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
+import { createRedisClient, RedisCounterStore, RedisReplayGuard, whenReady } from '@vigil/store-redis';
 import { SqliteConfigStore, SqliteDecisionLog, SqliteListStore } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { AdaptiveLimit } from './admission/adaptive-limit.js';
 import { AdmissionControl } from './admission/admission-control.js';
 import { buildApp } from './app.js';
-import { Authenticator, ReplayGuard } from './auth.js';
+import { Authenticator, LayeredReplayGuard, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
 import { openConfiguration, ReadOnlyListStore } from './config-snapshot.js';
 import { ControlPlane } from './control-plane.js';
@@ -136,31 +137,56 @@ export async function createNode(
   );
   const registry = ConfigRegistry.from(configuration.config, ruleCompiler, lists);
   const secrets = new SecretBox(masterKey);
-  const auth = new Authenticator(registry, sha256(adminToken), secrets, new ReplayGuard());
+  // With VIGIL_REDIS_URL, counters and the signatures seen are shared through Redis: the nodes
+  // count together and a signed request cannot be replayed to another node (docs/SCALE-OUT.md).
+  const redis =
+    config.VIGIL_REDIS_URL === undefined
+      ? undefined
+      : createRedisClient(config.VIGIL_REDIS_URL, {
+          commandTimeoutMs: config.VIGIL_REDIS_COMMAND_TIMEOUT_MS,
+        });
+  redis?.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
+  // A node starts without Redis too (it counts locally, marked degraded, until Redis answers), but
+  // gives a reachable Redis a moment, so that a healthy start serves shared counters at once.
+  if (redis !== undefined)
+    await whenReady(redis, 3000).catch((error: unknown) =>
+      logger.error({ err: error }, 'Redis is not reachable; counting locally until it is'),
+    );
+  const replays =
+    redis === undefined
+      ? new ReplayGuard()
+      : new LayeredReplayGuard(new ReplayGuard(), new RedisReplayGuard(redis), (error) =>
+          logger.warn({ err: error }, 'shared replay guard unavailable; this node checks alone'),
+        );
+  const auth = new Authenticator(registry, sha256(adminToken), secrets, replays);
   const metrics = new NodeMetrics(
     () => log.queueDepth(),
     () => log.spooled(),
   );
   resilience.observe(metrics.registry);
-  const counters = new MemoryCounterStore();
+  const counters = redis === undefined ? new MemoryCounterStore() : new RedisCounterStore(redis);
+  if (counters instanceof RedisCounterStore) await counters.ready().catch(() => {});
   const featureService = new FeatureService({
     store: resilience.counterStore(counters),
     history: log,
     programsOf: (tenantId, eventType) => registry.featurePrograms(tenantId, eventType),
     logger,
   });
-  // Counters live in memory; the decision log holds every answered decision and accepted event,
-  // so replaying its longest feature window rebuilds them before any traffic is taken.
+  // Embedded counters live in memory; the decision log holds every answered decision and accepted
+  // event, so replaying its longest feature window rebuilds them before any traffic is taken.
+  // Counters in Redis outlive the node and are shared: nothing to rebuild.
   const replayStartedAt = performance.now();
-  const replayed = await featureService.rebuild(
-    registry.tenants().map((tenant) => ({
-      tenantId: tenant.id,
-      longestWindowMs: Math.max(
-        0,
-        ...registry.features(tenant.id).map((feature) => parseWindow(feature.definition.window) ?? 0),
-      ),
-    })),
-  );
+  const replayed = !(counters instanceof MemoryCounterStore)
+    ? 0
+    : await featureService.rebuild(
+        registry.tenants().map((tenant) => ({
+          tenantId: tenant.id,
+          longestWindowMs: Math.max(
+            0,
+            ...registry.features(tenant.id).map((feature) => parseWindow(feature.definition.window) ?? 0),
+          ),
+        })),
+      );
   if (replayed > 0)
     logger.info(
       { events: replayed, ms: Math.round(performance.now() - replayStartedAt) },
@@ -176,7 +202,9 @@ export async function createNode(
       ),
     () => {},
   );
-  const counterExpiry = setInterval(() => counters.expire(Date.now()), 1000);
+  const counterExpiry = setInterval(() => {
+    if (counters instanceof MemoryCounterStore) counters.expire(Date.now());
+  }, 1000);
   counterExpiry.unref();
   const decisions = new DecisionService({
     registry,
@@ -265,6 +293,8 @@ export async function createNode(
       await log.close();
       await store.close();
       await lists.close();
+      if (counters instanceof RedisCounterStore) counters.close();
+      redis?.disconnect();
       // Resolves once a still-running loader worker has stopped (its rejection was logged above).
       await ipDatabase.catch(() => {});
     })();

@@ -33,15 +33,33 @@ export function authenticateKey(app: FastifyInstance, auth: Authenticator, scope
       done();
       return;
     }
+    const accept = (principal: Principal) => {
+      request.principal = principal;
+      requireScope(principal, scope);
+    };
     try {
-      request.principal = auth.signed(
+      const principal = auth.signed(
         request.headers['x-vigil-key'] as string,
         header(request, 'x-vigil-timestamp'),
         header(request, 'x-vigil-signature'),
         request.rawBody ?? Buffer.alloc(0),
       );
-      requireScope(request.principal, scope);
-      done();
+      if (!(principal instanceof Promise)) {
+        accept(principal);
+        done();
+        return;
+      }
+      principal.then(
+        (shared) => {
+          try {
+            accept(shared);
+            done();
+          } catch (error) {
+            done(error as Error);
+          }
+        },
+        (error: unknown) => done(error as Error),
+      );
     } catch (error) {
       done(error as Error);
     }
