@@ -1,4 +1,10 @@
 export {
+  configStoreContract,
+  type OpenedConfigStore,
+  sampleAudit,
+  sampleTenant,
+} from './config-store.contract.js';
+export {
   addOperation,
   type CounterStoreContractOptions,
   counterSpec,
