@@ -9,6 +9,11 @@
  * ARGV[1]   `at`, epoch ms
  * ARGV[2]   distinct values counted exactly per key before switching to HyperLogLog
  * ARGV[3]   buckets kept beyond the window before deletion (clock skew between nodes)
+ * ARGV[4]   the event's key, or '' for none: when given, the script marks `<KEYS[1]>:u:<key>`
+ *           (same slot) for ARGV[5] ms, and a call that finds the mark already set only reads.
+ *           So a call retried after a timeout whose first attempt did run (a frozen server that
+ *           woke up) does not count the event twice.
+ * ARGV[5]   how long the mark lives, ms
  * then per operation four arguments:
  *   code    aggregation letter, upper case when the operation updates:
  *           c count, s sum, a avg, n min, x max, f first_seen, l last, d distinct
@@ -31,6 +36,10 @@ export const counterScript = `
 local at = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local slack = tonumber(ARGV[3])
+local fresh = true
+if ARGV[4] ~= '' then
+  fresh = redis.call('SET', KEYS[1] .. ':u:' .. ARGV[4], '1', 'NX', 'PX', ARGV[5]) ~= false
+end
 local results = {}
 
 local function fmt(number)
@@ -316,10 +325,10 @@ local function distinct(key, update, bucket, ttl, value)
 end
 
 for i = 1, #KEYS do
-  local base = 4 * i
+  local base = 4 * i + 2
   local code = ARGV[base]
   local kind = string.lower(code)
-  local update = kind ~= code
+  local update = fresh and kind ~= code
   local field = ARGV[base + 1]
   local bucket = tonumber(field)
   local ttl = ARGV[base + 2]

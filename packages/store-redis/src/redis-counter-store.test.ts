@@ -63,6 +63,24 @@ describe('RedisCounterStore on a single Redis', () => {
     }
   });
 
+  it("applies an event's updates once when a call with the same event key is made again", async () => {
+    const store = await openStore();
+    try {
+      const count = counterSpec('count');
+      const sum = counterSpec('sum');
+      const event = [addOperation(count, 'acct', null), addOperation(sum, 'acct', 5)];
+      expect(await store.apply(at, event, 'd:evt-1')).toEqual([1, 5]);
+      // The retry of a call whose first attempt ran only reads.
+      expect(await store.apply(at, event, 'd:evt-1')).toEqual([1, 5]);
+      expect(await store.apply(at, event, 'd:evt-2')).toEqual([2, 10]);
+      // Without a key (backfill, rebuild) every call counts.
+      expect(await store.apply(at, event)).toEqual([3, 15]);
+      expect(await store.apply(at, event)).toEqual([4, 20]);
+    } finally {
+      await closeStore(store);
+    }
+  });
+
   it('gives every key a TTL of window plus one bucket, so idle keys expire in Redis', async () => {
     const store = await openStore();
     try {

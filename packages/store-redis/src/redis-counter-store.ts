@@ -46,6 +46,11 @@ type ScriptCommand = (...args: (string | number)[]) => Promise<unknown[]>;
 const scriptName = (keys: number) => `vigilCounters${keys}`;
 /** Key generation of a counter that was never dropped. */
 const firstGeneration = '0';
+/**
+ * How long an event's mark keeps a retried call from counting it again (see the script). A retry
+ * comes from the local-counting queue once Redis answers again, within seconds of its return.
+ */
+const eventMarkMs = 2 * 60 * 1000;
 
 /**
  * `CounterStore` on Redis or Redis Cluster (docs/SCALE-OUT.md, "Redis"): the same 60-bucket
@@ -104,13 +109,13 @@ export class RedisCounterStore implements CounterStore {
     return this.#ready;
   }
 
-  apply(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]> {
+  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<(number | null)[]> {
     if (operations.length === 0) return Promise.resolve([]);
     if (!this.#loaded)
       return Promise.reject(new RedisUnavailableError('Redis counter store: drop registry not loaded yet'));
-    if (this.#cluster) return this.#applyByEntity(at, operations);
-    const args: (string | number)[] = new Array(3 + 5 * operations.length);
-    this.#fill(args, at, operations, operations.length, undefined);
+    if (this.#cluster) return this.#applyByEntity(at, operations, eventKey);
+    const args: (string | number)[] = new Array(5 + 5 * operations.length);
+    this.#fill(args, at, operations, operations.length, undefined, eventKey);
     return this.#script(operations.length)(...args).then(toResults, unavailable);
   }
 
@@ -190,10 +195,13 @@ export class RedisCounterStore implements CounterStore {
     operations: readonly CounterOperation[],
     count: number,
     indexes: readonly number[] | undefined,
+    eventKey: string | undefined,
   ): void {
     args[count] = at;
     args[1 + count] = this.#limit;
     args[2 + count] = this.#slack;
+    args[3 + count] = eventKey ?? '';
+    args[4 + count] = eventMarkMs;
     for (let slot = 0; slot < count; slot++) {
       const operation = operations[indexes === undefined ? slot : (indexes[slot] as number)];
       const { counter, value } = operation as CounterOperation;
@@ -210,7 +218,7 @@ export class RedisCounterStore implements CounterStore {
           else text = String(value);
         }
       }
-      const base = 3 + count + 4 * slot;
+      const base = 5 + count + 4 * slot;
       args[slot] = this.stateKey(counter.id, (operation as CounterOperation).key);
       args[base] = update ? letter.toUpperCase() : letter;
       args[base + 1] = bucketOf(at, counter.windowMs);
@@ -220,7 +228,11 @@ export class RedisCounterStore implements CounterStore {
   }
 
   /** Cluster: one script per entity (hash tag), sent together, answers merged in order. */
-  async #applyByEntity(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]> {
+  async #applyByEntity(
+    at: number,
+    operations: readonly CounterOperation[],
+    eventKey: string | undefined,
+  ): Promise<(number | null)[]> {
     const groups = new Map<string, number[]>();
     for (let index = 0; index < operations.length; index++) {
       const operation = operations[index] as CounterOperation;
@@ -234,8 +246,8 @@ export class RedisCounterStore implements CounterStore {
     const results: (number | null)[] = new Array(operations.length);
     const calls: Promise<void>[] = [];
     for (const indexes of groups.values()) {
-      const args: (string | number)[] = new Array(3 + 5 * indexes.length);
-      this.#fill(args, at, operations, indexes.length, indexes);
+      const args: (string | number)[] = new Array(5 + 5 * indexes.length);
+      this.#fill(args, at, operations, indexes.length, indexes, eventKey);
       calls.push(
         this.#script(indexes.length)(...args).then((replies) => {
           for (let slot = 0; slot < indexes.length; slot++)

@@ -19,6 +19,8 @@ export type CounterResults = (number | null)[] & { degraded?: true };
 interface Pending {
   readonly at: number;
   readonly operations: readonly CounterOperation[];
+  /** The event's key: a replay of an update the store may already have applied is not counted twice. */
+  readonly eventKey: string | undefined;
 }
 
 /** A tenant's pending updates, oldest first, and the counters they touched locally. */
@@ -121,30 +123,34 @@ export class ResilientCounterStore implements CounterStore {
     return [...this.#backlogs.keys()];
   }
 
-  async apply(at: number, operations: readonly CounterOperation[]): Promise<CounterResults> {
+  async apply(
+    at: number,
+    operations: readonly CounterOperation[],
+    eventKey?: string,
+  ): Promise<CounterResults> {
     const guard = this.#guard;
     if (this.#backlogs.size === 0 && guard.quiet) {
       // Nothing injected, breaker closed, nobody counting locally: straight to the primary.
       let results: CounterResults;
       try {
-        results = await this.#primary.apply(at, operations);
+        results = await this.#primary.apply(at, operations, eventKey);
       } catch (error) {
         guard.breaker.failure(normalCall, error);
-        return this.#fallback(tenantOf(operations), at, operations, error);
+        return this.#fallback(tenantOf(operations), at, operations, eventKey, error);
       }
       guard.breaker.success(normalCall);
       return results;
     }
     const tenantId = tenantOf(operations);
     if (tenantId !== null && this.#backlogs.has(tenantId)) {
-      const results = this.#fallback(tenantId, at, operations, undefined);
+      const results = this.#fallback(tenantId, at, operations, eventKey, undefined);
       this.#replaySoon();
       return results;
     }
     try {
-      return await guard.run(tenantId, () => this.#primary.apply(at, operations));
+      return await guard.run(tenantId, () => this.#primary.apply(at, operations, eventKey));
     } catch (error) {
-      return this.#fallback(tenantId, at, operations, error);
+      return this.#fallback(tenantId, at, operations, eventKey, error);
     }
   }
 
@@ -159,6 +165,7 @@ export class ResilientCounterStore implements CounterStore {
           backlog.entries[index] = {
             at: entry.at,
             operations: entry.operations.filter((operation) => !dropped.has(operation.counter.id)),
+            eventKey: entry.eventKey,
           };
         }
       }
@@ -178,6 +185,7 @@ export class ResilientCounterStore implements CounterStore {
     tenantId: string | null,
     at: number,
     operations: readonly CounterOperation[],
+    eventKey: string | undefined,
     error: unknown,
   ): CounterResults {
     const results: CounterResults = this.#local.applyNow(at, operations);
@@ -194,7 +202,7 @@ export class ResilientCounterStore implements CounterStore {
         'counter store failed; counting locally until it recovers',
       );
     }
-    backlog.push({ at, operations: updates });
+    backlog.push({ at, operations: updates, eventKey });
     this.#queued++;
     if (this.#queued > this.#maxQueued) {
       backlog.shift();
@@ -217,9 +225,9 @@ export class ResilientCounterStore implements CounterStore {
     for (const [tenantId, backlog] of [...this.#backlogs]) {
       try {
         for (let entry = backlog.peek(); entry !== undefined; entry = backlog.peek()) {
-          const { at, operations } = entry;
+          const { at, operations, eventKey } = entry;
           if (operations.length > 0)
-            await this.#guard.run(tenantId, () => this.#primary.apply(at, operations));
+            await this.#guard.run(tenantId, () => this.#primary.apply(at, operations, eventKey));
           backlog.shift();
           this.#queued--;
         }

@@ -102,7 +102,7 @@ export class FeatureService implements DecisionStage {
     const programs = this.#programsOf(context.tenantId, context.event.type);
     if (programs.length === 0) return undefined;
     const batch = this.#operationsOf(programs, context.event, context.receivedAt);
-    return this.#store.apply(context.receivedAt, batch.operations).then((values) => {
+    return this.#store.apply(context.receivedAt, batch.operations, `d:${context.event.id}`).then((values) => {
       context.features = valuesOf(batch, values);
       // A store answering from a fallback (partial counts) marks its results `degraded: true`.
       if ((values as { degraded?: boolean }).degraded === true) context.markDegraded(this.name);
@@ -114,7 +114,7 @@ export class FeatureService implements DecisionStage {
     const programs = this.#programsOf(tenantId, event.type);
     if (programs.length === 0) return;
     const batch = this.#operationsOf(programs, event, receivedAt);
-    if (batch.operations.length > 0) await this.#store.apply(receivedAt, batch.operations);
+    if (batch.operations.length > 0) await this.#store.apply(receivedAt, batch.operations, `e:${event.id}`);
   }
 
   /**

@@ -38,6 +38,12 @@ export interface CounterOperation {
  * - `drop` forgets every key of the given counters (a deleted or changed feature).
  */
 export interface CounterStore {
-  apply(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]>;
+  /**
+   * `eventKey` names the event the operations belong to (unique per tenant). A call may be made
+   * again with the same key when an earlier one failed without telling whether it was applied (a
+   * network store timing out); an adapter where that can happen applies a key's updates at most
+   * once within a few minutes. Calls without a key (backfill, rebuild) are always applied.
+   */
+  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<(number | null)[]>;
   drop(counterIds: readonly string[]): Promise<void>;
 }
