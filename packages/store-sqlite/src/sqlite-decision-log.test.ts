@@ -101,6 +101,23 @@ describe('SqliteDecisionLog on disk', () => {
     expect(counts).toEqual({ n: 30, d: 30 });
   });
 
+  it('offers the spooled batches once more on close, so a clean stop leaves nothing behind', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    const log = new SqliteDecisionLog({
+      path,
+      storeWriteGuard: (write) => (down ? Promise.reject(new Error('down (injected)')) : write()),
+    });
+    const records = Array.from({ length: 10 }, () => sampleRecord());
+    await Promise.all(records.map((record) => log.append(record)));
+    expect(log.spooled()).toBe(10);
+    down = false;
+    await log.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM records').get()).toEqual({ n: 10 });
+    db.close();
+  });
+
   it('keeps journal order when SQLite itself fails a batch, and loses nothing across reopen', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     const log = new SqliteDecisionLog({ path });

@@ -656,9 +656,12 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // One last offer of the spooled batches (the store may be back); what it still refuses stays
+    // in the journal, and the next open inserts it.
+    clearTimeout(this.#spoolTimer);
+    this.#retrySpool();
     await this.#drain();
     this.#closed = true;
-    // Spooled batches stay in the journal; the next open inserts them.
     clearTimeout(this.#spoolTimer);
     await this.#writer.terminate();
     closeSync(this.#journal);
