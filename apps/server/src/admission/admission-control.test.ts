@@ -2,6 +2,7 @@ import type { TenantRecord } from '@vigil/engine';
 import { describe, expect, it } from 'vitest';
 import { AdaptiveLimit } from './adaptive-limit.js';
 import { Admission, AdmissionControl, type QuotaDefaults, type TenantQuota } from './admission-control.js';
+import { LagShedder } from './event-loop-lag.js';
 
 function tenantRecord(id: string, changes: Partial<TenantRecord> = {}): TenantRecord {
   return {
@@ -148,6 +149,24 @@ describe('AdmissionControl: concurrency', () => {
     expect(control.admit(b, 1)).toBe(Admission.overloaded);
     control.release(b);
     expect(control.admit(a, 1)).toBe(Admission.admitted);
+  });
+
+  it('sheds while the event loop runs late, before any slot is taken, and admits once it is on time', () => {
+    const lag = { lagMs: 0 };
+    const control = new AdmissionControl(
+      { tenant: () => undefined },
+      { rps: 0, burst: 0, maxConcurrency: 1000 },
+      new AdaptiveLimit({ min: 1000, max: 1000 }),
+      () => 0,
+      new LagShedder(lag, 20),
+    );
+    const quota = control.quota('a');
+    expect(control.admit(quota, 1)).toBe(Admission.admitted);
+    lag.lagMs = 45;
+    expect(control.admit(quota, 1)).toBe(Admission.overloaded);
+    expect(control.inflight).toBe(1);
+    lag.lagMs = 5;
+    expect(control.admit(quota, 1)).toBe(Admission.admitted);
   });
 
   it('above 80 % of the limit, sheds a tenant over its fair share before a quiet one', () => {
