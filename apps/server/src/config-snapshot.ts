@@ -132,6 +132,13 @@ export class SnapshottingConfigStore implements ConfigStore {
   /** A change arrived since the last write started. */
   #dirty = false;
   #closed = false;
+  /**
+   * The configuration to write next, when a follower applied one from another node; undefined
+   * when the store must be read (a change here came after it).
+   */
+  #provided: ConfigSnapshot | undefined;
+  #writesInFlight = 0;
+  #writeGeneration = 0;
 
   constructor(inner: ConfigStore, options: SnapshottingOptions) {
     this.#inner = inner;
@@ -205,6 +212,31 @@ export class SnapshottingConfigStore implements ConfigStore {
     this.#schedule(delayMs);
   }
 
+  /**
+   * Moves whenever a change through this store starts or ends. A follower that reads the store
+   * applies what it read only when this did not move meanwhile (and no change is in flight), so a
+   * read taken before a local change never undoes it in memory.
+   */
+  get writeGeneration(): number {
+    return this.#writeGeneration;
+  }
+
+  /** Changes through this store still waiting for the store. */
+  get writesInFlight(): number {
+    return this.#writesInFlight;
+  }
+
+  /**
+   * Schedules a snapshot of `config`, a configuration read from the store and applied (a change
+   * made by another node), without reading the store again. A change here after it makes the
+   * write read the store instead.
+   */
+  snapshotOf(config: ConfigSnapshot): void {
+    if (this.#closed) return;
+    this.#provided = config;
+    this.snapshotLater(this.#debounceMs);
+  }
+
   /** Writes what is pending, then closes the store. */
   async close(): Promise<void> {
     await this.flush();
@@ -214,8 +246,16 @@ export class SnapshottingConfigStore implements ConfigStore {
   }
 
   async #changed(write: Promise<void>): Promise<void> {
-    await write;
+    this.#writesInFlight += 1;
+    this.#writeGeneration += 1;
+    try {
+      await write;
+    } finally {
+      this.#writesInFlight -= 1;
+      this.#writeGeneration += 1;
+    }
     if (this.#closed) return;
+    this.#provided = undefined;
     this.snapshotLater(this.#debounceMs);
   }
 
@@ -237,9 +277,11 @@ export class SnapshottingConfigStore implements ConfigStore {
   /** Starts a write of what the store holds now; a change during it schedules another. */
   #write(): void {
     this.#dirty = false;
+    const provided = this.#provided;
+    this.#provided = undefined;
     this.#writing = (async () => {
       try {
-        await writeConfigSnapshot(this.#path, await this.#inner.load());
+        await writeConfigSnapshot(this.#path, provided ?? (await this.#inner.load()));
       } catch (error) {
         this.#dirty = true;
         this.#logger.error(
@@ -378,8 +420,8 @@ export interface OpenedConfiguration {
 
 export interface OpenConfigurationOptions {
   dataDir: string;
-  /** Opens the configuration store; may throw (a corrupt file, an unreachable server). */
-  open: () => ConfigStore;
+  /** Opens the configuration store; may throw or reject (a corrupt file, an unreachable server). */
+  open: () => ConfigStore | Promise<ConfigStore>;
   logger: Logger;
   debounceMs?: number;
 }
@@ -398,7 +440,7 @@ export async function openConfiguration(options: OpenConfigurationOptions): Prom
   let failure: unknown;
   let config: ConfigSnapshot | undefined;
   try {
-    store = options.open();
+    store = await options.open();
     config = await store.load();
   } catch (error) {
     failure = error;
@@ -465,4 +507,181 @@ async function started(
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A configuration store several nodes share, which tells each about every committed change. */
+export interface SharedConfigSource {
+  /** The configuration and the version it is at, read together. */
+  loadWithVersion(): Promise<{ snapshot: ConfigSnapshot; version: number }>;
+  /** Calls `onChange` with the new version after each change by any node, in increasing order. */
+  watch(
+    onChange: (version: number) => void,
+    options: { checkIntervalMs?: number; onError?: (error: Error) => void },
+  ): Promise<{ close(): Promise<void> }>;
+}
+
+export interface ConfigFollowerOptions {
+  source: SharedConfigSource;
+  /** The node's own store: its changes, and the last good configuration on disk. */
+  store: Pick<SnapshottingConfigStore, 'writeGeneration' | 'writesInFlight' | 'snapshotOf'>;
+  /**
+   * Makes the node serve `config`; returns whether anything differed from what it served (a
+   * node's own change comes back announced too, and then nothing differs).
+   */
+  apply: (config: ConfigSnapshot, version: number) => boolean;
+  logger: Logger;
+  /** Backstop version check, for announcements lost while disconnected (default 1 000 ms). */
+  checkIntervalMs?: number;
+  /** Wait before reading again after a failed read (default 1 000 ms). */
+  retryMs?: number;
+}
+
+/** After a read overlapped a change made here: the wait before reading again, and between looks. */
+const overlapWaitMs = 20;
+
+/**
+ * Keeps a node serving the configuration other nodes change (SPEC §4: within 1 s, no restart).
+ * On each announced version it reads the whole configuration with its version and applies it;
+ * announcements that arrive during a read are folded into one more read. A read that overlapped
+ * a change made through this node is thrown away and done again, so it never undoes that change
+ * in memory. What was applied is written to disk as the last good configuration. A failed read is
+ * logged and retried; the node meanwhile serves what it has.
+ */
+export class ConfigFollower {
+  readonly #options: ConfigFollowerOptions;
+  readonly #retryMs: number;
+  #watch: { close(): Promise<void> } | undefined;
+  /** The version applied last; -1 before the first read. */
+  #applied = -1;
+  #reading: Promise<void> | undefined;
+  #again = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: ConfigFollowerOptions) {
+    this.#options = options;
+    this.#retryMs = options.retryMs ?? 1000;
+  }
+
+  /**
+   * Starts watching, then reads once at once: a change committed between the node's first read
+   * and the start of the watch was announced to nobody here. Never rejects: a watch that cannot
+   * start (the store went away since the node read it) is tried again every `retryMs`.
+   */
+  static async start(options: ConfigFollowerOptions): Promise<ConfigFollower> {
+    const follower = new ConfigFollower(options);
+    await follower.#startWatch();
+    return follower;
+  }
+
+  async #startWatch(): Promise<void> {
+    const { source, logger } = this.#options;
+    this.#watchTimer = undefined;
+    try {
+      const watch = await source.watch(() => this.changed(), {
+        checkIntervalMs: this.#options.checkIntervalMs ?? 1000,
+        onError: (error) =>
+          logger.warn({ err: error }, 'configuration change notifications interrupted; reconnecting'),
+      });
+      if (this.#closed) {
+        await watch.close();
+        return;
+      }
+      this.#watch = watch;
+    } catch (error) {
+      if (this.#closed) return;
+      logger.warn(
+        { err: error, retry_ms: this.#retryMs },
+        'cannot watch for configuration changes; trying again',
+      );
+      this.#watchTimer = setTimeout(() => void this.#startWatch(), this.#retryMs);
+      this.#watchTimer.unref();
+      return;
+    }
+    this.changed();
+  }
+
+  /** The configuration version this node serves; -1 until the first read. */
+  get version(): number {
+    return this.#applied;
+  }
+
+  /** A change was announced: read it now, or once more after the read in progress. */
+  changed(): void {
+    if (this.#closed) return;
+    if (this.#reading !== undefined) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#reading = this.#follow().finally(() => {
+      this.#reading = undefined;
+    });
+  }
+
+  /** Resolves once every read started so far is done (for an orderly close and for tests). */
+  async settled(): Promise<void> {
+    while (this.#reading !== undefined) await this.#reading;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#watchTimer);
+    await this.#watch?.close();
+    await this.settled();
+  }
+
+  async #follow(): Promise<void> {
+    const { source, store, logger } = this.#options;
+    do {
+      this.#again = false;
+      const generation = store.writeGeneration;
+      let read: { snapshot: ConfigSnapshot; version: number };
+      try {
+        read = await source.loadWithVersion();
+      } catch (error) {
+        logger.warn(
+          { err: error, retry_ms: this.#retryMs },
+          'configuration change not read; serving the configuration held until it is',
+        );
+        this.#retryLater();
+        return;
+      }
+      if (this.#closed) return;
+      if (store.writeGeneration !== generation || store.writesInFlight > 0) {
+        // Read before a change made here was stored and served: applying it would undo that
+        // change in memory until the next announcement. Read again once the change is in.
+        this.#again = true;
+        do await new Promise((resolve) => setTimeout(resolve, overlapWaitMs));
+        while (store.writesInFlight > 0 && !this.#closed);
+        continue;
+      }
+      if (read.version <= this.#applied) continue;
+      let changed: boolean;
+      try {
+        changed = this.#options.apply(read.snapshot, read.version);
+      } catch (error) {
+        logger.error({ err: error, version: read.version }, 'configuration change not applied');
+        this.#retryLater();
+        return;
+      }
+      if (changed) {
+        logger.info({ version: read.version }, 'configuration changed by another node applied');
+        store.snapshotOf(read.snapshot);
+      }
+      this.#applied = read.version;
+    } while (this.#again && !this.#closed);
+  }
+
+  #retryLater(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.changed();
+    }, this.#retryMs);
+    this.#retryTimer.unref();
+  }
 }

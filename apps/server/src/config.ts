@@ -130,6 +130,14 @@ export const ConfigSchema = Type.Object({
     description:
       'How long a Redis command may take before it fails and the node counts locally (marked degraded).',
   }),
+  VIGIL_DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      'x-unset': '(unset)',
+      description:
+        'Shared PostgreSQL for the configuration, audit and decision log of several nodes: `postgres://user:password@host:port/database`. Unset: SQLite files in the data dir (docs/SCALE-OUT.md).',
+    }),
+  ),
   VIGIL_FAULTS: Type.String({
     default: '[]',
     description:

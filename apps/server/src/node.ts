@@ -2,8 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type ConfigChanges,
   ConfigRegistry,
+  type ConfigStore,
   celRuleCompiler,
+  counterIdOf,
+  type DecisionLog,
   DecisionService,
   FeatureService,
   MemoryCounterStore,
@@ -11,6 +15,8 @@ import {
   parseWindow,
 } from '@vigil/engine';
 import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
+import { VigilError } from '@vigil/protocol';
+import { PostgresConfigStore, PostgresDecisionLog, type PostgresSettings } from '@vigil/store-postgres';
 import { createRedisClient, RedisCounterStore, RedisReplayGuard, whenReady } from '@vigil/store-redis';
 import { SqliteConfigStore, SqliteDecisionLog, SqliteListStore } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
@@ -20,12 +26,19 @@ import { AdmissionControl } from './admission/admission-control.js';
 import { buildApp } from './app.js';
 import { Authenticator, LayeredReplayGuard, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
-import { openConfiguration, ReadOnlyListStore } from './config-snapshot.js';
+import {
+  ConfigFollower,
+  configSnapshotFile,
+  openConfiguration,
+  ReadOnlyListStore,
+  SnapshottingConfigStore,
+} from './config-snapshot.js';
 import { ControlPlane } from './control-plane.js';
 import { FeatureControl } from './feature-control.js';
 import { ListAdmin } from './list-admin.js';
 import { NodeMetrics } from './metrics.js';
-import { parseFaultsSetting } from './resilience/faults.js';
+import { componentUnavailable } from './resilience/component-guard.js';
+import { type Component, parseFaultsSetting } from './resilience/faults.js';
 import {
   DegradationTrackingStage,
   guardConfigStore,
@@ -45,6 +58,85 @@ export interface VigilNode {
   /** Stops taking requests, finishes in-flight ones, flushes the decision log. */
   close(): Promise<void>;
   state: { ready: boolean; draining: boolean };
+}
+
+/** Whether applying a configuration changed anything this node serves. */
+function changed(changes: ConfigChanges): boolean {
+  return (
+    changes.tenants.length > 0 ||
+    changes.deletedTenants.length > 0 ||
+    changes.keys.length > 0 ||
+    changes.eventTypes.length > 0 ||
+    changes.features.length > 0 ||
+    changes.policies.length > 0 ||
+    changes.recompiled.length > 0 ||
+    changes.failures.length > 0
+  );
+}
+
+/**
+ * `port` with the failures of a store on the network (refused, timed out, a server restarting)
+ * answered as `component_unavailable` (503, retryable) rather than `internal`: the request was
+ * fine, the store was not. The store's own `VigilError`s (a `conflict`) pass as they are. The
+ * methods named in `wrapped` are wrapped, every other is the port's own, bound.
+ */
+function unavailableOnFailure<T extends object>(
+  port: T,
+  component: Component,
+  wrapped: ReadonlySet<string>,
+): T {
+  const decorated: Record<string, unknown> = {};
+  for (let source: object | null = port; source !== null && source !== Object.prototype; ) {
+    for (const name of Object.getOwnPropertyNames(source)) {
+      const method = Object.getOwnPropertyDescriptor(source, name)?.value as unknown;
+      if (name === 'constructor' || name in decorated || typeof method !== 'function') continue;
+      decorated[name] = wrapped.has(name)
+        ? (...args: unknown[]) =>
+            (method.apply(port, args) as Promise<unknown>).catch((error: unknown) => {
+              if (error instanceof VigilError) throw error;
+              const failure = componentUnavailable(component, 'its store did not answer');
+              failure.cause = error;
+              throw failure;
+            })
+        : method.bind(port);
+    }
+    source = Object.getPrototypeOf(source) as object | null;
+  }
+  return decorated as T;
+}
+
+const configStoreCalls = new Set([
+  'load',
+  'putTenant',
+  'deleteTenant',
+  'putKey',
+  'putEventType',
+  'putPolicyVersion',
+  'putPolicyState',
+  'putFeature',
+  'deleteFeature',
+  'appendAudit',
+  'listAudit',
+] satisfies (keyof ConfigStore)[]);
+
+/** Decision log calls that read or write PostgreSQL directly (an append goes to the local journal). */
+const decisionLogCalls = new Set([
+  'get',
+  'search',
+  'recordShadows',
+  'addFeedback',
+  'listFeedback',
+  'deleteTenant',
+] satisfies (keyof DecisionLog)[]);
+
+/** The PostgreSQL settings of VIGIL_DATABASE_URL; undefined when the node runs on SQLite. */
+function postgresSettings(config: Config, logger: Logger): PostgresSettings | undefined {
+  if (config.VIGIL_DATABASE_URL === undefined) return undefined;
+  return {
+    url: config.VIGIL_DATABASE_URL,
+    applicationName: 'vigil',
+    onError: (error) => logger.warn({ err: error }, 'PostgreSQL connection error'),
+  };
 }
 
 /** Reads a secret file, or creates it with mode 0600 from `create()` on first start. */
@@ -77,11 +169,21 @@ export async function createNode(
 
   // Fault injection and a circuit breaker around each dependency (docs/RESILIENCE.md).
   const resilience = new Resilience({ logger });
+  // With VIGIL_DATABASE_URL the configuration, its audit and the decision log are in a PostgreSQL
+  // that several nodes share; otherwise in SQLite files in the data dir (docs/SCALE-OUT.md).
+  const postgres = postgresSettings(config, logger);
+  let sharedConfig: PostgresConfigStore | undefined;
   // The last good configuration is kept on disk; when the store cannot be read the node starts
   // from it and refuses changes (docs/RESILIENCE.md, "Last good configuration").
   const configuration = await openConfiguration({
     dataDir: config.VIGIL_DATA_DIR,
-    open: () => new SqliteConfigStore(join(config.VIGIL_DATA_DIR, 'config.db')),
+    open:
+      postgres === undefined
+        ? () => new SqliteConfigStore(join(config.VIGIL_DATA_DIR, 'config.db'))
+        : async () => {
+            sharedConfig = await PostgresConfigStore.open({ ...postgres, maxConnections: 3 });
+            return unavailableOnFailure(sharedConfig, 'config_store', configStoreCalls);
+          },
     logger,
   });
   const configStore = configuration.store;
@@ -92,12 +194,24 @@ export async function createNode(
     : guardConfigStore(configStore, resilience.guards.config_store);
   // Answers never wait for SQLite: a record is durable in the log's journal, and a batch SQLite
   // refuses (or the decision_log breaker or a drill holds back) stays spooled there until it is in.
-  const log = new SqliteDecisionLog({
-    path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
-    sync: config.VIGIL_DECISION_LOG_SYNC,
-    storeWriteGuard: storeWriteGuard(resilience.guards.decision_log),
-  });
-  const guardedLog = guardDecisionLog(log, resilience.guards.decision_log, (tenantId, degraded) =>
+  const log =
+    postgres === undefined
+      ? new SqliteDecisionLog({
+          path: join(config.VIGIL_DATA_DIR, 'decisions.db'),
+          sync: config.VIGIL_DECISION_LOG_SYNC,
+          storeWriteGuard: storeWriteGuard(resilience.guards.decision_log),
+        })
+      : PostgresDecisionLog.open(postgres, {
+          journalPath: join(config.VIGIL_DATA_DIR, 'decisions.journal'),
+          sync: config.VIGIL_DECISION_LOG_SYNC,
+          storeWriteGuard: storeWriteGuard(resilience.guards.decision_log),
+          onError: (error) =>
+            logger.warn({ err: error }, 'decision log delivery to PostgreSQL failed; spooled, retrying'),
+        });
+  // PostgreSQL failing a search is a 503, not a 500 (SQLite is a local file: its failures are bugs).
+  const storeLog: DecisionLog =
+    log instanceof PostgresDecisionLog ? unavailableOnFailure(log, 'decision_log', decisionLogCalls) : log;
+  const guardedLog = guardDecisionLog(storeLog, resilience.guards.decision_log, (tenantId, degraded) =>
     resilience.degraded(tenantId, degraded),
   );
   // The IP database takes 1–3 s to parse: it loads in a worker thread, started once the node is ready
@@ -239,7 +353,7 @@ export async function createNode(
   const control = new ControlPlane(
     store,
     registry,
-    log,
+    storeLog,
     secrets,
     ruleCompiler,
     (keyId) => auth.forget(keyId),
@@ -250,6 +364,93 @@ export async function createNode(
   );
   const state = { ready: false, draining: false };
   await resilience.applyConfigured(configStore, configuredFaults);
+  // A change another node commits reaches this one through PostgreSQL within a second
+  // (docs/SCALE-OUT.md, "Following configuration changes").
+  const follow = (source: PostgresConfigStore, own: SnapshottingConfigStore) =>
+    ConfigFollower.start({
+      source,
+      store: own,
+      logger,
+      apply: (snapshot) => {
+        const changes = registry.applySnapshot(snapshot);
+        followChanges(changes);
+        return changed(changes);
+      },
+    });
+  let follower: ConfigFollower | undefined;
+  /** Started from the last good configuration: the store opened later only to follow changes. */
+  let followedStore: SnapshottingConfigStore | undefined;
+  let reopenTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  if (sharedConfig !== undefined && configStore instanceof SnapshottingConfigStore) {
+    follower = await follow(sharedConfig, configStore);
+  } else if (postgres !== undefined && configuration.fromSnapshot) {
+    // PostgreSQL was unreachable at start. Changes made here stay refused until a restart, but the
+    // configuration other nodes change is followed as soon as PostgreSQL answers again.
+    const reopen = async () => {
+      reopenTimer = undefined;
+      let source: PostgresConfigStore;
+      try {
+        source = await PostgresConfigStore.open({ ...postgres, maxConnections: 2 });
+      } catch {
+        if (!stopped) reopenTimer = setTimeout(() => void reopen(), 1000).unref();
+        return;
+      }
+      if (stopped) {
+        await source.close();
+        return;
+      }
+      followedStore = new SnapshottingConfigStore(source, {
+        path: join(config.VIGIL_DATA_DIR, configSnapshotFile),
+        logger,
+      });
+      const started = await follow(source, followedStore);
+      if (stopped) {
+        await started.close();
+        return;
+      }
+      follower = started;
+      logger.warn('PostgreSQL answers again: following configuration changes; restart to make changes here');
+    };
+    reopenTimer = setTimeout(() => void reopen(), 1000).unref();
+  }
+  /** What a change made elsewhere means for this node's caches and counters. */
+  function followChanges(changes: ConfigChanges): void {
+    for (const keyId of changes.keys) auth.forget(keyId);
+    for (const tenantId of changes.deletedTenants) {
+      admission.forget(tenantId);
+      // Lists are kept per node (docs/SCALE-OUT.md): this node's copy of the tenant's goes too.
+      lists
+        .deleteTenant(tenantId)
+        .catch((error: unknown) =>
+          logger.error({ err: error, tenant: tenantId }, 'lists of a deleted tenant not removed'),
+        );
+    }
+    for (const failure of changes.failures)
+      logger.error(
+        { err: failure.error, tenant: failure.tenantId, event_type: failure.eventType },
+        'policy changed by another node does not compile here; the previous version keeps serving',
+      );
+    // Counters in Redis are shared: the node that made the change dropped and backfilled them.
+    // Counters in process are this node's own, so it does the same for itself.
+    if (!(counters instanceof MemoryCounterStore)) return;
+    for (const { before, after } of changes.features) {
+      if (before !== undefined)
+        featureService
+          .drop([counterIdOf(before)])
+          .catch((error: unknown) =>
+            logger.warn({ err: error }, 'counters of a changed feature not dropped'),
+          );
+      // A backfill catches its own failures and reports them in the feature's status.
+      if (after !== undefined)
+        void featureService.backfill(
+          after.tenantId,
+          after.name,
+          counterIdOf(after),
+          parseWindow(after.definition.window) ?? 0,
+        );
+    }
+  }
   const app = await buildApp({
     registry,
     store,
@@ -287,6 +488,10 @@ export async function createNode(
     closing ??= (async () => {
       state.draining = true;
       clearInterval(counterExpiry);
+      stopped = true;
+      clearTimeout(reopenTimer);
+      await follower?.close();
+      await followedStore?.close();
       resilience.close();
       ipDatabaseLoad.abort(new Error('node closing'));
       await app.close();

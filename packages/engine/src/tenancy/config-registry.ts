@@ -45,6 +45,65 @@ interface TenantEntry {
   featurePrograms: Map<string, readonly FeatureProgram[]>;
 }
 
+/** What {@link ConfigRegistry.applySnapshot} changed, for the caches and services beside it. */
+export interface ConfigChanges {
+  /** Tenants added or whose record changed (quotas, name, fallback). */
+  tenants: string[];
+  /** Tenants removed, with their keys, event types, policies and features. */
+  deletedTenants: string[];
+  /** Keys added, changed (a revocation) or removed: a cached credential of each must be forgotten. */
+  keys: string[];
+  /** Event types added, changed or removed (of tenants not deleted). */
+  eventTypes: { tenantId: string; eventType: string }[];
+  /** Features added, changed or removed: `before` is the record replaced, `after` the new one. */
+  features: { before: FeatureRecord | undefined; after: FeatureRecord | undefined }[];
+  /** Policies with a version or their state added, changed or removed (of tenants not deleted). */
+  policies: { tenantId: string; eventType: string }[];
+  /** Policies whose serving set was compiled again. */
+  recompiled: { tenantId: string; eventType: string }[];
+  /** Serving sets that did not compile; the previous one keeps serving. */
+  failures: { tenantId: string; eventType: string; error: unknown }[];
+}
+
+/** Records are plain JSON data; equal serialisations are the same configuration. */
+function sameRecord(a: unknown, b: unknown): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** A snapshot's records of one tenant. */
+interface TenantSnapshot {
+  eventTypes: EventTypeRecord[];
+  features: FeatureRecord[];
+  policyVersions: PolicyVersionRecord[];
+  policyStates: PolicyState[];
+}
+
+function byTenant(snapshot: ConfigSnapshot): Map<string, TenantSnapshot> {
+  const tenants = new Map<string, TenantSnapshot>();
+  const of = (tenantId: string) => {
+    let entry = tenants.get(tenantId);
+    if (entry === undefined) {
+      entry = { eventTypes: [], features: [], policyVersions: [], policyStates: [] };
+      tenants.set(tenantId, entry);
+    }
+    return entry;
+  };
+  for (const record of snapshot.eventTypes) of(record.tenantId).eventTypes.push(record);
+  for (const record of snapshot.features ?? []) of(record.tenantId).features.push(record);
+  for (const record of snapshot.policyVersions) of(record.tenantId).policyVersions.push(record);
+  for (const record of snapshot.policyStates) of(record.tenantId).policyStates.push(record);
+  return tenants;
+}
+
+/** The versions a state makes serve. */
+function servingVersions(state: PolicyState | null): number[] {
+  if (state === null) return [];
+  const versions = [...state.shadows];
+  if (state.published !== null) versions.push(state.published);
+  if (state.canary !== null) versions.push(state.canary.version);
+  return versions;
+}
+
 /**
  * The configuration the hot path reads: everything in memory, replaced entry by entry as the
  * control plane changes it. Lookups are plain map reads.
@@ -71,6 +130,144 @@ export class ConfigRegistry {
     for (const feature of snapshot.features ?? []) registry.putFeature(feature);
     for (const state of snapshot.policyStates) registry.putPolicyState(state);
     return registry;
+  }
+
+  /**
+   * Makes the registry hold exactly `snapshot` (a configuration another node changed), touching
+   * only what differs: an unchanged record keeps its entry, and a policy is compiled again only
+   * when its state, a version it serves, its event type or its tenant's features changed. A policy
+   * whose new serving set does not compile keeps serving the previous one and is reported.
+   */
+  applySnapshot(snapshot: ConfigSnapshot): ConfigChanges {
+    const changes: ConfigChanges = {
+      tenants: [],
+      deletedTenants: [],
+      keys: [],
+      eventTypes: [],
+      features: [],
+      policies: [],
+      recompiled: [],
+      failures: [],
+    };
+    const wanted = new Set(snapshot.tenants.map((tenant) => tenant.id));
+    for (const [tenantId, entry] of [...this.#tenants]) {
+      if (wanted.has(tenantId)) continue;
+      for (const feature of entry.features.values())
+        changes.features.push({ before: feature, after: undefined });
+      for (const key of this.keysOf(tenantId)) changes.keys.push(key.id);
+      this.deleteTenant(tenantId);
+      changes.deletedTenants.push(tenantId);
+    }
+    for (const tenant of snapshot.tenants) {
+      if (sameRecord(this.#tenants.get(tenant.id)?.record, tenant)) continue;
+      this.putTenant(tenant);
+      changes.tenants.push(tenant.id);
+    }
+    const keyIds = new Set(snapshot.keys.map((key) => key.id));
+    for (const keyId of [...this.#keys.keys()]) {
+      if (keyIds.has(keyId)) continue;
+      this.#keys.delete(keyId);
+      changes.keys.push(keyId);
+    }
+    for (const key of snapshot.keys) {
+      if (sameRecord(this.#keys.get(key.id), key)) continue;
+      this.putKey(key);
+      changes.keys.push(key.id);
+    }
+    const records = byTenant(snapshot);
+    for (const [tenantId, tenant] of this.#tenants) {
+      this.#applyTenant(tenantId, tenant, records.get(tenantId), changes);
+    }
+    return changes;
+  }
+
+  #applyTenant(
+    tenantId: string,
+    tenant: TenantEntry,
+    records: TenantSnapshot | undefined,
+    changes: ConfigChanges,
+  ): void {
+    /** Event types whose serving set must be compiled again. */
+    const stale = new Set<string>();
+    /** Per event type, the versions whose record changed. */
+    const changedVersions = new Map<string, Set<number>>();
+    const eventTypes = new Map((records?.eventTypes ?? []).map((record) => [record.name, record]));
+    for (const name of [...tenant.eventTypes.keys()]) {
+      if (eventTypes.has(name)) continue;
+      tenant.eventTypes.delete(name);
+      stale.add(name);
+      changes.eventTypes.push({ tenantId, eventType: name });
+    }
+    for (const [name, record] of eventTypes) {
+      if (sameRecord(tenant.eventTypes.get(name)?.record, record)) continue;
+      tenant.eventTypes.set(name, defineEventType(record));
+      stale.add(name);
+      changes.eventTypes.push({ tenantId, eventType: name });
+    }
+    let featuresChanged = false;
+    const features = new Map((records?.features ?? []).map((record) => [record.name, record]));
+    for (const [name, before] of [...tenant.features]) {
+      if (features.has(name)) continue;
+      tenant.features.delete(name);
+      changes.features.push({ before, after: undefined });
+      featuresChanged = true;
+    }
+    for (const [name, record] of features) {
+      const before = tenant.features.get(name);
+      if (sameRecord(before, record)) continue;
+      tenant.features.set(name, record);
+      changes.features.push({ before, after: record });
+      featuresChanged = true;
+    }
+    const versions = new Map<string, Map<number, PolicyVersionRecord>>();
+    for (const record of records?.policyVersions ?? []) {
+      let ofType = versions.get(record.eventType);
+      if (ofType === undefined) {
+        ofType = new Map();
+        versions.set(record.eventType, ofType);
+      }
+      ofType.set(record.version, record);
+    }
+    const states = new Map((records?.policyStates ?? []).map((state) => [state.eventType, state]));
+    for (const eventType of new Set([...tenant.policies.keys(), ...versions.keys(), ...states.keys()])) {
+      const entry = this.#policyEntry(tenantId, eventType, true) as PolicyEntry;
+      const wantedVersions = versions.get(eventType) ?? new Map<number, PolicyVersionRecord>();
+      const changed = new Set<number>();
+      for (const version of [...entry.versions.keys()]) {
+        if (wantedVersions.has(version)) continue;
+        entry.versions.delete(version);
+        changed.add(version);
+      }
+      for (const [version, record] of wantedVersions) {
+        if (sameRecord(entry.versions.get(version), record)) continue;
+        entry.versions.set(version, record);
+        changed.add(version);
+      }
+      changedVersions.set(eventType, changed);
+      const state = states.get(eventType) ?? null;
+      const stateChanged = entry.state === null ? state !== null : !sameRecord(entry.state, state);
+      if (stateChanged) stale.add(eventType);
+      if (stateChanged || changed.size > 0) changes.policies.push({ tenantId, eventType });
+    }
+    if (featuresChanged || stale.size > 0) tenant.featurePrograms.clear();
+    for (const [eventType, entry] of tenant.policies) {
+      const state = states.get(eventType) ?? null;
+      const servesChanged = servingVersions(state).some((version) =>
+        changedVersions.get(eventType)?.has(version),
+      );
+      if (!featuresChanged && !stale.has(eventType) && !servesChanged) continue;
+      if (state === null) {
+        entry.state = null;
+        entry.serving = undefined;
+        continue;
+      }
+      try {
+        this.putPolicyState(state);
+        changes.recompiled.push({ tenantId, eventType });
+      } catch (error) {
+        changes.failures.push({ tenantId, eventType, error });
+      }
+    }
   }
 
   tenant(tenantId: string): TenantRecord | undefined {
