@@ -91,6 +91,13 @@ export const ConfigSchema = Type.Object({
     description:
       'Highest (and starting) adaptive node-wide limit of in-flight data-plane requests; at least `VIGIL_CONCURRENCY_LIMIT_MIN`.',
   }),
+  VIGIL_SHED_LAG_MS: Type.Integer({
+    minimum: 0,
+    maximum: 10_000,
+    default: 20,
+    description:
+      'Event-loop lag at which the node starts shedding new data-plane requests (all of them at twice this lag); 0 turns it off.',
+  }),
   VIGIL_DECISION_LOG_SYNC: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
     default: 'normal',
     description:

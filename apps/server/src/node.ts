@@ -23,6 +23,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { AdaptiveLimit } from './admission/adaptive-limit.js';
 import { AdmissionControl } from './admission/admission-control.js';
+import { EventLoopLag, LagShedder } from './admission/event-loop-lag.js';
 import { buildApp } from './app.js';
 import { Authenticator, LayeredReplayGuard, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
@@ -340,6 +341,9 @@ export async function createNode(
       ),
     ],
   });
+  // Requests waiting to be read wait as long as the loop is late; no latency sample sees that wait,
+  // so overload is told by the loop's lag (docs/RESILIENCE.md).
+  const loopLag = new EventLoopLag().start();
   const admission = new AdmissionControl(
     registry,
     {
@@ -348,6 +352,8 @@ export async function createNode(
       maxConcurrency: config.VIGIL_TENANT_MAX_CONCURRENCY,
     },
     new AdaptiveLimit({ min: config.VIGIL_CONCURRENCY_LIMIT_MIN, max: config.VIGIL_CONCURRENCY_LIMIT_MAX }),
+    undefined,
+    new LagShedder(loopLag, config.VIGIL_SHED_LAG_MS),
   );
   metrics.observeAdmission(admission);
   const control = new ControlPlane(
@@ -488,6 +494,7 @@ export async function createNode(
     closing ??= (async () => {
       state.draining = true;
       clearInterval(counterExpiry);
+      loopLag.stop();
       stopped = true;
       clearTimeout(reopenTimer);
       await follower?.close();

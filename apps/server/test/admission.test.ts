@@ -451,6 +451,38 @@ describe('node overload: shedding', () => {
   });
 });
 
+describe('node overload: event-loop lag', () => {
+  let t: TestNode;
+  let tenant: TestTenant;
+
+  beforeAll(async () => {
+    t = await startTestNode({ VIGIL_SHED_LAG_MS: '20' });
+    tenant = await t.tenant('lagging');
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('sheds new requests with 503 while the loop runs late, and serves again once it is on time', async () => {
+    // Hold the loop as a burst of work would; the lag timer fires late as soon as it can.
+    const until = performance.now() + 120;
+    while (performance.now() < until) {
+      // busy
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const shed = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
+    expectError(shed, 503, 'overloaded');
+    expect(shed.headers['retry-after']).toBe('1');
+    const deadline = Date.now() + 10_000;
+    let served = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
+    while (served.statusCode !== 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      served = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
+    }
+    expect(served.statusCode, served.body).toBe(200);
+  });
+});
+
 describe('tenant overload_fallback setting', () => {
   let t: TestNode;
 

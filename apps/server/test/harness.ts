@@ -56,6 +56,9 @@ export async function startTestNode(env: Record<string, string> = {}): Promise<T
     VIGIL_LOG_LEVEL: 'silent',
     // Parsing the packaged IP data costs seconds of CPU per node; only the enrichment test needs it.
     VIGIL_IP_DATA: 'off',
+    // The test process runs the node and its clients on one loop, and the suite's other files
+    // load the machine: lag-based shedding would shed at random. admission.test.ts tests it.
+    VIGIL_SHED_LAG_MS: '0',
     ...env,
   });
   const node = await createNode(config);

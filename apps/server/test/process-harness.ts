@@ -32,6 +32,8 @@ export async function startProcess(env: Record<string, string>): Promise<NodePro
       HOST: '127.0.0.1',
       VIGIL_LOG_LEVEL: 'warn',
       VIGIL_IP_DATA: 'off',
+      // Other test files load the machine; lag-based shedding is tested in admission.test.ts.
+      VIGIL_SHED_LAG_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
