@@ -457,14 +457,25 @@ describe('node overload: event-loop lag', () => {
 
   beforeAll(async () => {
     t = await startTestNode({ VIGIL_SHED_LAG_MS: '20' });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
     tenant = await t.tenant('lagging');
   });
   afterAll(async () => {
     await t.close();
   });
 
-  it('sheds new requests with 503 while the loop runs late, and serves again once it is on time', async () => {
-    // Hold the loop as a burst of work would; the lag timer fires late as soon as it can.
+  it('sheds new requests with 503 while the loop runs late with requests waiting, and serves again once it is on time', async () => {
+    // A lone request after a stall is served: the stall was the node's own work, not a queue.
+    const stall = performance.now() + 120;
+    while (performance.now() < stall) {
+      // busy
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const lone = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
+    expect(lone.statusCode, lone.body).toBe(200);
+    // With requests in flight, a late loop sheds. Hold the loop as a burst of work would; the lag
+    // timer fires late as soon as it can.
+    await hold(t, tenant.apiKey, 8);
     const until = performance.now() + 120;
     while (performance.now() < until) {
       // busy
@@ -473,6 +484,7 @@ describe('node overload: event-loop lag', () => {
     const shed = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
     expectError(shed, 503, 'overloaded');
     expect(shed.headers['retry-after']).toBe('1');
+    await releaseAll(t);
     const deadline = Date.now() + 10_000;
     let served = await t.as(tenant.apiKey, 'POST', '/v1/decisions', payment(nextId()));
     while (served.statusCode !== 200 && Date.now() < deadline) {

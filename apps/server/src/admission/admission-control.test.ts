@@ -158,7 +158,7 @@ describe('AdmissionControl: concurrency', () => {
       { rps: 0, burst: 0, maxConcurrency: 1000 },
       new AdaptiveLimit({ min: 1000, max: 1000 }),
       () => 0,
-      new LagShedder(lag, 20),
+      new LagShedder(lag, 20, Math.random, 1),
     );
     const quota = control.quota('a');
     expect(control.admit(quota, 1)).toBe(Admission.admitted);

@@ -59,7 +59,7 @@ export class AdmissionControl {
     readonly limiter: AdaptiveLimit,
     private readonly now: () => number = performance.now.bind(performance),
     /** Sheds while the event loop runs late (see `LagShedder`); none by default. */
-    readonly lagShedder: { shouldShed(): boolean } = { shouldShed: () => false },
+    readonly lagShedder: { shouldShed(inflight: number): boolean } = { shouldShed: () => false },
   ) {}
 
   /** Requests admitted on this node and not yet released. */
@@ -110,7 +110,7 @@ export class AdmissionControl {
       return Admission.tooManyConcurrent;
     }
     const limit = this.limiter.limit;
-    if (this.#inflight >= limit || this.lagShedder.shouldShed()) return Admission.overloaded;
+    if (this.#inflight >= limit || this.lagShedder.shouldShed(this.#inflight)) return Admission.overloaded;
     // Above the shared part of the limit, only tenants under their fair share get in. The share is
     // counted with one tenant more than those in flight, so a tenant alone cannot fill the rest.
     if (this.#inflight >= limit * sharedFraction && quota.inflight >= limit / (this.#activeTenants + 1)) {

@@ -29,18 +29,24 @@ describe('EventLoopLag', () => {
 });
 
 describe('LagShedder', () => {
-  const at = (lagMs: number, random = 0.5) => new LagShedder({ lagMs }, 20, () => random);
+  const at = (lagMs: number, random = 0.5) => new LagShedder({ lagMs }, 20, () => random, 0);
 
   it('sheds nothing up to the threshold, everything from twice it, a growing share between', () => {
-    expect(at(0).shouldShed()).toBe(false);
-    expect(at(20).shouldShed()).toBe(false);
-    expect(at(40, 0.999).shouldShed()).toBe(true);
+    expect(at(0).shouldShed(100)).toBe(false);
+    expect(at(20).shouldShed(100)).toBe(false);
+    expect(at(40, 0.999).shouldShed(100)).toBe(true);
     // At 25 ms a quarter is shed: a draw below 0.25 sheds, above does not.
-    expect(at(25, 0.2).shouldShed()).toBe(true);
-    expect(at(25, 0.3).shouldShed()).toBe(false);
+    expect(at(25, 0.2).shouldShed(100)).toBe(true);
+    expect(at(25, 0.3).shouldShed(100)).toBe(false);
+  });
+
+  it('sheds nothing with fewer requests in flight than its minimum', () => {
+    const shedder = new LagShedder({ lagMs: 1000 }, 20, () => 0.5, 8);
+    expect(shedder.shouldShed(7)).toBe(false);
+    expect(shedder.shouldShed(8)).toBe(true);
   });
 
   it('is off with a threshold of 0', () => {
-    expect(new LagShedder({ lagMs: 1000 }, 0).shouldShed()).toBe(false);
+    expect(new LagShedder({ lagMs: 1000 }, 0).shouldShed(100)).toBe(false);
   });
 });

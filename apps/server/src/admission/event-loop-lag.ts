@@ -46,17 +46,22 @@ export class EventLoopLag {
  * Sheds a share of new requests while the loop is late: none at `thresholdMs` of lag, all at twice
  * that, linearly between (as RED does for queues), so the queue stops growing without the
  * all-or-nothing swings of a hard cut-off. `thresholdMs` 0 turns it off.
+ *
+ * Only with at least `minInflight` requests in flight: a loop that was late because of the node's
+ * own work (start-up, compiling a published policy, a large import) while few requests waited has
+ * no queue to shorten, and its next requests are served.
  */
 export class LagShedder {
   constructor(
     readonly lag: { lagMs: number },
     readonly thresholdMs: number,
     private readonly random: () => number = Math.random,
+    readonly minInflight = 8,
   ) {}
 
-  shouldShed(): boolean {
+  shouldShed(inflight: number): boolean {
     const threshold = this.thresholdMs;
-    if (threshold <= 0) return false;
+    if (threshold <= 0 || inflight < this.minInflight) return false;
     const over = this.lag.lagMs - threshold;
     return over > 0 && (over >= threshold || this.random() * threshold < over);
   }
