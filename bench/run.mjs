@@ -890,6 +890,9 @@ async function withVigil(nodeArgs, work) {
     VIGIL_DATA_DIR: dataDir,
     VIGIL_ADMIN_TOKEN: adminToken,
     VIGIL_LOG_LEVEL: 'info',
+    // Full load here is saturation by design: measure the decision path, not load shedding (which
+    // `npm run chaos` measures).
+    VIGIL_SHED_LAG_MS: '0',
   });
   try {
     const readyMs = await waitReady(server, port, spawnedAt);

@@ -3,14 +3,17 @@ import { parseArgs } from 'node:util';
 import { ManageClient } from './api-client.js';
 import { applyConfig, diffConfig } from './apply.js';
 import { ConfigFileError, readConfigFile } from './config-file.js';
+import { showFeature } from './feature-wait.js';
 
 const usage = `vigil — configuration as code for Vigil
 
   vigil diff  -f <file.yaml>   show what apply would change
   vigil apply -f <file.yaml>   create or update event types, save and publish policies
+  vigil feature <name> [--wait]  show a feature's state; --wait follows its backfill with a progress bar
 
 Options: --url (or VIGIL_URL, default http://localhost:8080), --key (or VIGIL_API_KEY: a key with the manage scope).
-Exit codes: 0 done (diff: no changes), 1 errors, 2 usage; diff exits 3 when there are changes.`;
+Exit codes: 0 done (diff: no changes), 1 errors, 2 usage; diff exits 3 when there are changes;
+feature --wait exits 1 when the backfill failed.`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,10 +24,15 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string' },
       key: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      wait: { type: 'boolean' },
     },
   });
   const command = positionals[0];
-  if (values.help === true || (command !== 'apply' && command !== 'diff') || values.file === undefined) {
+  const isFeature = command === 'feature' && positionals[1] !== undefined;
+  if (
+    values.help === true ||
+    (!isFeature && ((command !== 'apply' && command !== 'diff') || values.file === undefined))
+  ) {
     process.stderr.write(`${usage}\n`);
     return values.help === true ? 0 : 2;
   }
@@ -34,7 +42,14 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const client = new ManageClient(values.url ?? process.env.VIGIL_URL ?? 'http://localhost:8080', key);
-  const file = readConfigFile(values.file);
+  if (isFeature) {
+    const status = await showFeature(client, positionals[1] as string, {
+      wait: values.wait === true,
+      out: process.stdout,
+    });
+    return status === 'failed' ? 1 : 0;
+  }
+  const file = readConfigFile(values.file as string);
   if (command === 'diff') {
     const changes = await diffConfig(client, file);
     for (const change of changes) {

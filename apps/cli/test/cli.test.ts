@@ -113,3 +113,33 @@ describe('vigil apply and diff', () => {
     expect(result.stderr).toContain(file);
   });
 });
+
+describe('vigil feature', () => {
+  it('follows a backfill over stored events until the feature is ready', async () => {
+    const schema = { fields: { account_id: { type: 'string', required: true }, ip: { type: 'ip' } } };
+    expect((await call(server.url, apiKey, 'PUT', '/v1/manage/event-types/signin', schema)).status).toBe(201);
+    for (let batch = 0; batch < 3; batch++) {
+      const events = Array.from({ length: 1000 }, (_, index) => ({
+        type: 'signin',
+        id: `bf-${batch}-${index}`,
+        fields: { account_id: `u-${index % 50}`, ip: '192.0.2.1' },
+      }));
+      expect((await call(server.url, apiKey, 'POST', '/v1/events', { events })).status).toBe(202);
+    }
+    const feature = { aggregation: 'count', by: ['account_id'], window: '1h', event_types: ['signin'] };
+    expect((await call(server.url, apiKey, 'PUT', '/v1/manage/features/signins_1h', feature)).status).toBe(
+      201,
+    );
+    const waited = await vigil('feature', 'signins_1h', '--wait');
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout.trim().split('\n').at(-1)).toBe('signins_1h: ready');
+    for (const line of waited.stdout.trim().split('\n').slice(0, -1))
+      expect(line).toMatch(/^signins_1h: backfilling \[[#.]{30}\] \d+\.\d% \(\d+ events\)$/);
+  });
+
+  it('fails with the API error for an unknown feature', async () => {
+    const missing = await vigil('feature', 'no_such_feature');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('not_found');
+  });
+});

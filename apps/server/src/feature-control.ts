@@ -43,13 +43,19 @@ export class FeatureControl {
   }
 
   view(record: FeatureRecord) {
+    const counterId = counterIdOf(record);
+    const progress = this.features.progress(counterId);
     return {
       name: record.name,
       ...record.definition,
       value_type: featureValueType(record.definition.aggregation),
       version: record.version,
       updated_at: record.updatedAt,
-      status: this.features.status(counterIdOf(record)),
+      status: this.features.status(counterId),
+      // While backfilling: how much of the window's stored events has been replayed.
+      ...(progress !== undefined && {
+        backfill: { progress: Math.floor(progress.fraction * 1000) / 1000, events_replayed: progress.events },
+      }),
     };
   }
 

@@ -155,3 +155,39 @@ describe('FeatureService with derived keys', () => {
     expect(store.keyCount()).toBe(0);
   });
 });
+
+describe('FeatureService backfill progress', () => {
+  it('reports the share of the window replayed and the events so far, then nothing once done', async () => {
+    const perAccount = feature('per_account', ['account_id']);
+    const counterId = counterIdOf(perAccount);
+    const seen: (ReturnType<FeatureService['progress']> | undefined)[] = [];
+    const holder: { service?: FeatureService } = {};
+    const history: EventHistory = {
+      async scan(_tenantId, _since, visit) {
+        for (let index = 0; index < 4; index++) {
+          seen.push(holder.service?.progress(counterId));
+          await visit([record(`e${index}`, '192.0.2.1', t0 - 3_000_000 + index * 900_000)]);
+        }
+        seen.push(holder.service?.progress(counterId));
+      },
+    };
+    const service = new FeatureService({
+      store: new MemoryCounterStore(),
+      history,
+      programsOf: () => [featureProgram(perAccount, login)].filter((program) => program !== undefined),
+      now: () => t0,
+    });
+    holder.service = service;
+    expect(service.progress(counterId)).toBeUndefined();
+    await service.backfill('t', perAccount.name, counterId, 3_600_000);
+    expect(seen[0]).toEqual({ fraction: 0, events: 0 });
+    expect(seen.map((progress) => progress?.events)).toEqual([0, 1, 2, 3, 4]);
+    const fractions = seen.map((progress) => progress?.fraction ?? -1);
+    for (let index = 1; index < fractions.length; index++)
+      expect(fractions[index] as number).toBeGreaterThan(fractions[index - 1] as number);
+    expect(fractions[4] as number).toBeGreaterThan(0.9);
+    expect(fractions[4] as number).toBeLessThanOrEqual(1);
+    expect(service.progress(counterId)).toBeUndefined();
+    expect(service.status(counterId)).toBe('ready');
+  });
+});

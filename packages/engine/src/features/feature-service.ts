@@ -32,6 +32,24 @@ export interface FeatureServiceOptions {
 /** Where a feature's values come from right now. */
 export type FeatureStatus = 'ready' | 'backfilling' | 'failed';
 
+/** How far a running backfill has come: stored events are replayed oldest first. */
+export interface BackfillProgress {
+  /** Share of the window's time span replayed, 0..1. */
+  readonly fraction: number;
+  /** Stored events replayed so far. */
+  readonly events: number;
+}
+
+interface BackfillRun {
+  /** Live events count from here; stored events before it are replayed. */
+  readonly since: number;
+  /** Where the replay starts (the window's reach before `since`). */
+  readonly from: number;
+  /** `createdAt` of the last replayed record. */
+  reached: number;
+  events: number;
+}
+
 /** The operations of one event and the features they belong to (absent `by` fields leave one out). */
 interface EventOperations {
   names: string[];
@@ -58,7 +76,7 @@ export class FeatureService implements DecisionStage {
    * Counters being backfilled: live events count only from `since`, history before it. A newer
    * backfill of the same counter, or its drop, replaces the entry and so stops the older one.
    */
-  readonly #backfilling = new Map<string, { readonly since: number }>();
+  readonly #backfilling = new Map<string, BackfillRun>();
   readonly #failed = new Set<string>();
   /** What derived keys look up; one object for the service's life, changed in place. */
   readonly #keyServices: KeyServices;
@@ -148,16 +166,19 @@ export class FeatureService implements DecisionStage {
    */
   async backfill(tenantId: string, name: string, counterId: string, windowMs: number): Promise<void> {
     const since = this.#now();
-    const run = { since };
+    const from = since - windowReach(windowMs);
+    const run: BackfillRun = { since, from, reached: from, events: 0 };
     this.#backfilling.set(counterId, run);
     this.#failed.delete(counterId);
     try {
       const programOf = (type: string) =>
         this.#programsOf(tenantId, type).filter((program) => program.counter.id === counterId);
-      await this.#history.scan(tenantId, since - windowReach(windowMs), async (records) => {
+      await this.#history.scan(tenantId, from, async (records) => {
         for (const record of records) {
           if (this.#backfilling.get(counterId) !== run) throw superseded;
           if (record.createdAt >= since) continue;
+          run.reached = record.createdAt;
+          run.events++;
           const programs = programOf(record.event.type);
           if (programs.length === 0) continue;
           const batch = this.#operationsOf(programs, record.event, record.createdAt, true);
@@ -172,6 +193,14 @@ export class FeatureService implements DecisionStage {
     } finally {
       if (this.#backfilling.get(counterId) === run) this.#backfilling.delete(counterId);
     }
+  }
+
+  /** The progress of a running backfill; undefined when none runs. */
+  progress(counterId: string): BackfillProgress | undefined {
+    const run = this.#backfilling.get(counterId);
+    if (run === undefined) return undefined;
+    const span = run.since - run.from;
+    return { fraction: span <= 0 ? 1 : Math.min(1, (run.reached - run.from) / span), events: run.events };
   }
 
   status(counterId: string): FeatureStatus {
