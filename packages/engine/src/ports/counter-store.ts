@@ -28,10 +28,12 @@ export interface CounterOperation {
  * Sliding-window aggregates by (feature, key).
  *
  * Contract:
- * - `apply` first adds every operation with `update` at time `at` (epoch ms), then reads every
- *   operation's value, so a read includes the current event. `results[i]` belongs to
- *   `operations[i]`; it is null when the key has nothing in the window. One call per event, so an
- *   adapter over a network store makes one round trip.
+ * - `apply` takes the operations in order: each adds the event's value under its key at time `at`
+ *   (epoch ms) when it has `update`, then reads, so a read includes the current event (and any
+ *   earlier operation of the same call on the same counter and key). `results[i]` belongs to
+ *   `operations[i]`; a key with nothing in the window reads 0 for count and sum, and null for the
+ *   other aggregations. One call per event, so an adapter over a network store makes one round
+ *   trip.
  * - A window is exact to its bucket (see the adapter): an event counts for at least the window and
  *   at most one bucket longer.
  * - A key that receives nothing for its window holds no state afterwards.
