@@ -84,6 +84,12 @@ export async function inTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client has no listener of the pool's: its connection dying between two queries
+  // would otherwise be an uncaught 'error' event that ends the process.
+  const onClientError = (error: Error) => {
+    broken ??= error;
+  };
+  client.on('error', onClientError);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -96,6 +102,7 @@ export async function inTransaction<T>(
     throw error;
   } finally {
     // A client that cannot even roll back (timed out, connection lost) is destroyed, not reused.
+    client.off('error', onClientError);
     client.release(broken);
   }
 }

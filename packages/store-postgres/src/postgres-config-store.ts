@@ -73,6 +73,12 @@ export class PostgresConfigStore implements ConfigStore {
   async loadWithVersion(): Promise<{ snapshot: ConfigSnapshot; version: number }> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: its connection dying between two
+    // queries would otherwise be an uncaught 'error' event that ends the process.
+    const onClientError = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onClientError);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const bodies = async <T>(sql: string) =>
@@ -98,6 +104,7 @@ export class PostgresConfigStore implements ConfigStore {
       });
       throw error;
     } finally {
+      client.off('error', onClientError);
       client.release(broken);
     }
   }

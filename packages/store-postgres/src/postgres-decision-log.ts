@@ -335,6 +335,12 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     if (missing.length === 0) return;
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: its connection dying between two
+    // queries would otherwise be an uncaught 'error' event that ends the process.
+    const onClientError = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onClientError);
     try {
       await client.query('BEGIN');
       // Nodes create partitions concurrently; the lock makes `IF NOT EXISTS` race-free.
@@ -359,6 +365,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
       });
       throw error;
     } finally {
+      client.off('error', onClientError);
       client.release(broken);
     }
   }
