@@ -94,7 +94,7 @@ export const ConfigSchema = Type.Object({
   VIGIL_SHED_LAG_MS: Type.Integer({
     minimum: 0,
     maximum: 10_000,
-    default: 20,
+    default: 50,
     description:
       'Event-loop lag at which the node starts shedding new data-plane requests (all of them at twice this lag); 0 turns it off.',
   }),
