@@ -81,6 +81,8 @@ export class ControlPlane {
     private readonly onKeyChange: (keyId: string) => void = () => {},
     /** Removes what other stores (lists) hold for a deleted tenant. */
     private readonly onTenantDelete: (tenantId: string) => Promise<void> = async () => {},
+    /** The CPU budget of one policy evaluation (`VIGIL_POLICY_CPU_BUDGET_MS`), also for `test`. */
+    private readonly policyCpuBudgetMs?: number,
   ) {}
 
   tenant(tenantId: string): TenantRecord {
@@ -416,7 +418,12 @@ export class ControlPlane {
       const fields: Record<string, unknown> = { ...event.fields, type: event.type, id: event.id };
       fields.timestamp = event.timestamp ?? new Date().toISOString();
       const lists = this.registry.lists && new DecisionLists(this.registry.lists, tenantId);
-      const outcome = evaluatePolicy(compiled, { event: fields, features: {}, models: {} }, lists);
+      const outcome = evaluatePolicy(
+        compiled,
+        { event: fields, features: {}, models: {} },
+        lists,
+        this.policyCpuBudgetMs,
+      );
       return { event_id: event.id, ...outcome };
     });
   }

@@ -367,6 +367,7 @@ export async function createNode(
       admission.forget(tenantId);
       return lists.deleteTenant(tenantId);
     },
+    config.VIGIL_POLICY_CPU_BUDGET_MS,
   );
   const state = { ready: false, draining: false };
   await resilience.applyConfigured(configStore, configuredFaults);

@@ -185,3 +185,29 @@ describe('deadlines over HTTP', () => {
     }
   });
 });
+
+describe('the CPU budget of the test endpoint', () => {
+  it('is the configured VIGIL_POLICY_CPU_BUDGET_MS, as on the decision path', async () => {
+    const generous = await startTestNode({
+      VIGIL_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
+      VIGIL_BATCH_BODY_LIMIT_BYTES: String(16 * 1024 * 1024),
+      VIGIL_POLICY_CPU_BUDGET_MS: '1000',
+    });
+    try {
+      const tenant = await generous.tenant('generous');
+      const response = await generous.as(tenant.apiKey, 'POST', '/v1/manage/policies/payment/test', {
+        policy: {
+          on_missing: 'review',
+          rules: [{ id: 'pathological', when: pathological, verdict: 'reject' }],
+        },
+        events: [{ type: 'payment', id: 'heavy', fields: { account_id: 'a', tags: bigTags } }],
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      const [result] = (response.json() as { results: { verdict: string; errors: unknown[] }[] }).results;
+      // Within a second of budget the rule runs to its end (the default 10 ms would cut it off).
+      expect(result).toMatchObject({ verdict: 'accept', errors: [] });
+    } finally {
+      await generous.close();
+    }
+  }, 30_000);
+});
