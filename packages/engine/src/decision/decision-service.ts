@@ -63,7 +63,15 @@ export class DecisionService {
   readonly #policyCpuBudgetMs: number;
   readonly #waits = new StageWaits();
   /** Pending and recent results by kind, tenant and event id; `created` is false for a stored one. */
-  readonly #recent: IdempotencyIndex<Promise<{ record: DecisionRecord; created: boolean }>>;
+  /**
+   * While a decision is made, its pending outcome (concurrent duplicates wait for it); once made,
+   * only its answer (`true` for a reported event). Keeping the whole record for 24 h would keep
+   * every parsed event alive through young-generation collections, which then copy it: measured,
+   * that made scavenges of 2.5–10 ms under load.
+   */
+  readonly #recent: IdempotencyIndex<
+    Promise<{ record: DecisionRecord; created: boolean }> | DecisionResponse | true
+  >;
 
   constructor(options: DecisionServiceOptions) {
     this.#registry = options.registry;
@@ -92,11 +100,15 @@ export class DecisionService {
     const eventType = this.#checked(tenantId, request);
     const key = `d\u0000${tenantId}\u0000${request.id}`;
     const earlier = this.#recent.get(key);
-    if (earlier !== undefined) return replay((await earlier).record);
+    if (earlier !== undefined) {
+      if (earlier instanceof Promise) return replay((await earlier).record);
+      if (earlier !== true) return { response: earlier, replayed: true };
+    }
     const pending = this.#decideOnce(tenantId, request, eventType, arrival, receivedAt);
     this.#recent.set(key, pending);
     try {
       const { record, created } = await pending;
+      if (record.response !== null) this.#recent.update(key, record.response);
       return created ? { response: record.response as DecisionResponse, replayed: false } : replay(record);
     } catch (error) {
       this.#recent.delete(key);
@@ -143,6 +155,7 @@ export class DecisionService {
     this.#recent.set(key, pending);
     try {
       const { created } = await pending;
+      this.#recent.update(key, true);
       return { event_id: event.id, status: created ? 'accepted' : 'duplicate' };
     } catch (error) {
       this.#recent.delete(key);

@@ -28,6 +28,12 @@ export class IdempotencyIndex<T> {
     this.#evict();
   }
 
+  /** Replaces a present entry's value, keeping its place and expiry; nothing when absent. */
+  update(key: string, value: T): void {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) entry.value = value;
+  }
+
   delete(key: string): void {
     this.#entries.delete(key);
   }
