@@ -343,7 +343,9 @@ export async function createNode(
   });
   // Requests waiting to be read wait as long as the loop is late; no latency sample sees that wait,
   // so overload is told by the loop's lag (docs/RESILIENCE.md).
-  const loopLag = new EventLoopLag().start();
+  // The lag timer runs only when shedding by it is on (`VIGIL_SHED_LAG_MS` 0 turns both off).
+  const loopLag = new EventLoopLag();
+  if (config.VIGIL_SHED_LAG_MS > 0) loopLag.start();
   const admission = new AdmissionControl(
     registry,
     {
