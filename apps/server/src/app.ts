@@ -18,6 +18,7 @@ import { registerBodyParsing } from './body-parsing.js';
 import type { ControlPlane } from './control-plane.js';
 import { registerErrorHandling, sendError } from './error-handler.js';
 import type { FeatureControl } from './feature-control.js';
+import { lazyChildLoggerFactory } from './lazy-logger.js';
 import type { ListAdmin } from './list-admin.js';
 import type { NodeMetrics } from './metrics.js';
 import { admin } from './plugins/admin.js';
@@ -65,6 +66,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: deps.bodyLimit,
     return503OnClosing: false,
     forceCloseConnections: 'idle',

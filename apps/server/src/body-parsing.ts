@@ -47,6 +47,29 @@ export function checkShape(value: unknown, maxDepth: number, depth = 1): void {
   }
 }
 
+const backslash = 0x5c;
+const openBrace = 0x7b;
+const openBracket = 0x5b;
+
+/**
+ * Whether a body's bytes could hold a forbidden key or nesting deeper than `maxDepth`, so that
+ * `checkShape` must walk it. Without a backslash no key is escaped, so a forbidden key appears
+ * verbatim; nesting is never deeper than the number of `{` and `[` bytes. Native scans of the bytes
+ * cost far less than walking every property of a typical event.
+ */
+export function mayBreakShape(bytes: Buffer, maxDepth: number): boolean {
+  if (bytes.includes(backslash)) return true;
+  for (const key of forbiddenKeys) if (bytes.includes(key)) return true;
+  let opened = 0;
+  for (const byte of [openBrace, openBracket]) {
+    for (let at = bytes.indexOf(byte); at !== -1; at = bytes.indexOf(byte, at + 1)) {
+      opened += 1;
+      if (opened > maxDepth) return true;
+    }
+  }
+  return false;
+}
+
 /**
  * Replaces Fastify's JSON parser: decompresses gzip, deflate and br bodies with the size limit
  * counted after decompression, parses JSON, checks depth and forbidden keys, and keeps the bytes
@@ -107,7 +130,7 @@ export function registerBodyParsing(app: FastifyInstance, options: { maxDepth: n
       return;
     }
     try {
-      checkShape(parsed, options.maxDepth);
+      if (mayBreakShape(bytes, options.maxDepth)) checkShape(parsed, options.maxDepth);
     } catch (error) {
       done(error as Error);
       return;

@@ -415,6 +415,8 @@ describe('hostile JSON shapes', () => {
     ['constructor in fields', '{"type":"payment","id":"p5","fields":{"account_id":"u","constructor":1}}'],
     ['deep constructor', '{"type":"payment","id":"p6","fields":{"a":{"b":{"c":[{"constructor":1}]}}}}'],
     ['prototype key', '{"type":"payment","id":"p7","fields":{"prototype":1}}'],
+    ['escaped __proto__', '{"type":"payment","id":"p8","fields":{"\\u005f_proto__":{"x":1}}}'],
+    ['escaped constructor', '{"type":"payment","id":"p9","fields":{"constr\\u0075ctor":1}}'],
   ];
 
   it.each(forbidden)('answers 400 forbidden_key for %s', async (_where, body) => {

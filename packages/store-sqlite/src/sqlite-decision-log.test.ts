@@ -161,6 +161,8 @@ describe('SqliteDecisionLog on disk', () => {
         }
         await Promise.all(appends);
       }
+      // Later turns' batches go to the writer once the first batch settles; then they are refused.
+      for (let waited = 0; log.spooled() < 150 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
       if (log.spooled() !== 150) throw new Error('expected 150 spooled, got ' + log.spooled());
       process.kill(process.pid, 'SIGKILL');
     `;

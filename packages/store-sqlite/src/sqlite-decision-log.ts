@@ -182,6 +182,14 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #spoolTimer: NodeJS.Timeout | undefined;
   #spoolDelayMs = retryDelayMs.first;
   #lastStoreError: string | undefined;
+  /**
+   * Journal batches not offered to SQLite yet. While one batch is on its way, the batches of the
+   * following turns gather here and go as one when it settles: one message to the writer per
+   * writer turn rather than one per event-loop turn (a message costs the answering thread about
+   * as much as a small JSON.stringify).
+   */
+  #outbox: SpooledBatch | undefined;
+  #offering = false;
 
   constructor(options: SqliteDecisionLogOptions) {
     // An in-memory database cannot be shared with the writer thread, so `:memory:` becomes a
@@ -389,7 +397,34 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
     }
     for (const pending of waiting) pending.resolve();
-    this.#deliver({ generation: this.#generation, from, to: this.#written, records }, false);
+    this.#offer({ generation: this.#generation, from, to: this.#written, records });
+  }
+
+  /** Hands a journal batch to the writer, or adds it to the batch that waits for the one on its way. */
+  #offer(batch: SpooledBatch): void {
+    const waiting = this.#outbox;
+    if (waiting === undefined) this.#outbox = batch;
+    else if (waiting.generation === batch.generation && waiting.to === batch.from) {
+      waiting.to = batch.to;
+      for (const record of batch.records) waiting.records.push(record);
+    } else {
+      // Not contiguous (a new journal generation): the older batch goes first, on its own.
+      this.#outbox = batch;
+      this.#deliver(waiting, false);
+    }
+    if (!this.#offering) this.#offerOutbox();
+  }
+
+  #offerOutbox(): void {
+    const batch = this.#outbox;
+    if (batch === undefined) return;
+    this.#outbox = undefined;
+    this.#offering = true;
+    this.#deliver(batch, false, () => {
+      this.#offering = false;
+      this.#offerOutbox();
+      this.#wakeIdle();
+    });
   }
 
   /**
@@ -397,9 +432,10 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
    * queue behind it, and the writer refuses new batches after a failed one until the spooled ones
    * are in, so the journal offset it stores never passes a line SQLite lacks.
    */
-  #deliver(batch: SpooledBatch, retry: boolean): void {
+  #deliver(batch: SpooledBatch, retry: boolean, settled?: () => void): void {
     if (this.#spool.length > 0 && !retry) {
       this.#spoolBatch(batch, undefined);
+      settled?.();
       return;
     }
     const write = () =>
@@ -407,12 +443,14 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
         { op: 'records', journal: { generation: batch.generation, from: batch.from, offset: batch.to } },
         batch.records,
       );
-    (this.#storeWriteGuard === undefined ? write() : this.#storeWriteGuard(write)).then(
-      () => {
-        this.#spoolDelayMs = retryDelayMs.first;
-      },
-      (error: unknown) => this.#spoolBatch(batch, error),
-    );
+    (this.#storeWriteGuard === undefined ? write() : this.#storeWriteGuard(write))
+      .then(
+        () => {
+          this.#spoolDelayMs = retryDelayMs.first;
+        },
+        (error: unknown) => this.#spoolBatch(batch, error),
+      )
+      .finally(settled);
   }
 
   /** Keeps a batch for a later attempt; its lines stay in the journal, which a restart replays. */
@@ -473,7 +511,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   }
 
   #wakeIdle(): void {
-    if (this.#requests.size > 0 && this.#failure === undefined) return;
+    if ((this.#requests.size > 0 || this.#offering) && this.#failure === undefined) return;
     const idle = this.#idle;
     this.#idle = [];
     for (const resolve of idle) resolve();
@@ -647,9 +685,10 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
 
   /** Resolves once every queued and in-flight write has committed or failed. */
   async #drain(): Promise<void> {
-    while ((this.#rows.length > 0 || this.#requests.size > 0) && this.#failure === undefined) {
+    while (this.#failure === undefined) {
       if (this.#rows.length > 0) this.#writeJournal();
-      if (this.#requests.size === 0) break;
+      if (!this.#offering) this.#offerOutbox();
+      if (this.#requests.size === 0 && !this.#offering) break;
       await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
   }
