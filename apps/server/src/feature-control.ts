@@ -48,7 +48,10 @@ export class FeatureControl {
     return {
       name: record.name,
       ...record.definition,
-      value_type: featureValueType(record.definition.aggregation),
+      value_type: featureValueType(
+        record.definition,
+        (type) => this.registry.eventType(record.tenantId, type)?.record,
+      ),
       version: record.version,
       updated_at: record.updatedAt,
       status: this.features.status(counterId),

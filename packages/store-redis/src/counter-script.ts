@@ -16,7 +16,8 @@
  * ARGV[5]   how long the mark lives, ms
  * then per operation four arguments:
  *   code    aggregation letter, upper case when the operation updates:
- *           c count, s sum, a avg, n min, x max, f first_seen, l last, d distinct
+ *           c count, s sum, a avg, n min, x max, f first_seen, l last, d distinct,
+ *           g last of strings (the value is kept and returned as it came)
  *   bucket  the bucket of `at` for the counter's window (floor(at / (window / 60)))
  *   ttl     window + one bucket, ms: the key's time to live after an update
  *   value   the number or distinct value as text ('' when none)
@@ -27,7 +28,7 @@
  * State per (counter, key):
  * - count, sum, min, max, first_seen: a hash of bucket -> value, fields older than the window
  *   (plus the skew allowance) deleted on update; avg adds fields `n<bucket>` with the counts.
- * - last: a hash {v = value, t = at, b = bucket of at}.
+ * - last (and last of strings): a hash {v = value, t = at, b = bucket of at}.
  * - distinct: a sorted set value -> newest bucket seen (exact mode); past the exact limit, one
  *   HyperLogLog per bucket at `<key>:h:<bucket>` and a hash `<key>:e` {l = newest bucket,
  *   o = oldest bucket of the cached estimate, c = cached estimate, n = adds since}.
@@ -257,11 +258,12 @@ local function extreme(key, kind, update, field, bucket, ttl, value)
   return fmt(best)
 end
 
+-- value: the text to keep (a number already formatted, or a string as it came).
 local function last(key, update, field, bucket, ttl, value)
   if update then
     local t = tonumber(redis.call('HGET', key, 't') or '')
     if t == nil or at >= t then
-      redis.call('HSET', key, 'v', fmt(value), 't', fmt(at), 'b', field)
+      redis.call('HSET', key, 'v', value, 't', fmt(at), 'b', field)
     end
     redis.call('PEXPIRE', key, ttl)
   end
@@ -337,7 +339,9 @@ for i = 1, #KEYS do
   if kind == 'd' then
     result = distinct(KEYS[i], update, bucket, ttl, value)
   elseif kind == 'l' then
-    result = last(KEYS[i], update, field, bucket, ttl, tonumber(value))
+    result = last(KEYS[i], update, field, bucket, ttl, update and fmt(tonumber(value)) or '')
+  elseif kind == 'g' then
+    result = last(KEYS[i], update, field, bucket, ttl, value)
   elseif kind == 'c' or kind == 's' or kind == 'a' then
     result = additive(KEYS[i], kind, update, field, bucket, ttl, tonumber(value))
   else
@@ -359,3 +363,6 @@ export const aggregationCodes = {
   last: 'l',
   distinct: 'd',
 } as const;
+
+/** The letter of `last` over strings (`CounterSpec.valueType: 'string'`). */
+export const lastStringCode = 'g';

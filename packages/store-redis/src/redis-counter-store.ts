@@ -4,10 +4,11 @@ import {
   bucketsPerWindow,
   type CounterOperation,
   type CounterStore,
+  type CounterValue,
   exactDistinctLimit,
 } from '@vigil/engine';
 import { Redis } from 'ioredis';
-import { aggregationCodes, counterScript } from './counter-script.js';
+import { aggregationCodes, counterScript, lastStringCode } from './counter-script.js';
 import type { RedisClient } from './redis-client.js';
 
 export interface RedisCounterStoreOptions {
@@ -109,14 +110,17 @@ export class RedisCounterStore implements CounterStore {
     return this.#ready;
   }
 
-  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<(number | null)[]> {
+  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<CounterValue[]> {
     if (operations.length === 0) return Promise.resolve([]);
     if (!this.#loaded)
       return Promise.reject(new RedisUnavailableError('Redis counter store: drop registry not loaded yet'));
     if (this.#cluster) return this.#applyByEntity(at, operations, eventKey);
     const args: (string | number)[] = new Array(5 + 5 * operations.length);
     this.#fill(args, at, operations, operations.length, undefined, eventKey);
-    return this.#script(operations.length)(...args).then(toResults, unavailable);
+    return this.#script(operations.length)(...args).then(
+      (replies) => toResults(replies, operations),
+      unavailable,
+    );
   }
 
   /**
@@ -206,11 +210,12 @@ export class RedisCounterStore implements CounterStore {
       const operation = operations[indexes === undefined ? slot : (indexes[slot] as number)];
       const { counter, value } = operation as CounterOperation;
       const aggregation = counter.aggregation;
-      const letter = aggregationCodes[aggregation];
+      const strings = isText(operation as CounterOperation);
+      const letter = strings ? lastStringCode : aggregationCodes[aggregation];
       let text = '';
       let update = (operation as CounterOperation).update;
       if (update) {
-        if (aggregation === 'distinct') {
+        if (aggregation === 'distinct' || strings) {
           if (value === null) update = false;
           else text = String(value);
         } else if (aggregation !== 'count' && aggregation !== 'first_seen') {
@@ -232,7 +237,7 @@ export class RedisCounterStore implements CounterStore {
     at: number,
     operations: readonly CounterOperation[],
     eventKey: string | undefined,
-  ): Promise<(number | null)[]> {
+  ): Promise<CounterValue[]> {
     const groups = new Map<string, number[]>();
     for (let index = 0; index < operations.length; index++) {
       const operation = operations[index] as CounterOperation;
@@ -243,15 +248,17 @@ export class RedisCounterStore implements CounterStore {
       if (group === undefined) groups.set(tag, [index]);
       else group.push(index);
     }
-    const results: (number | null)[] = new Array(operations.length);
+    const results: CounterValue[] = new Array(operations.length);
     const calls: Promise<void>[] = [];
     for (const indexes of groups.values()) {
       const args: (string | number)[] = new Array(5 + 5 * indexes.length);
       this.#fill(args, at, operations, indexes.length, indexes, eventKey);
       calls.push(
         this.#script(indexes.length)(...args).then((replies) => {
-          for (let slot = 0; slot < indexes.length; slot++)
-            results[indexes[slot] as number] = toValue(replies[slot]);
+          for (let slot = 0; slot < indexes.length; slot++) {
+            const index = indexes[slot] as number;
+            results[index] = toValue(replies[slot], operations[index] as CounterOperation);
+          }
         }),
       );
     }
@@ -290,8 +297,14 @@ export class RedisCounterStore implements CounterStore {
   }
 }
 
-function toValue(reply: unknown): number | null {
+/** Whether an operation is `last` of strings: its value goes and comes back as text. */
+function isText(operation: CounterOperation): boolean {
+  return operation.counter.aggregation === 'last' && operation.counter.valueType === 'string';
+}
+
+function toValue(reply: unknown, operation: CounterOperation): CounterValue {
   if (reply === null || reply === undefined) return null;
+  if (isText(operation)) return String(reply);
   if (typeof reply === 'number') return reply;
   const number = Number(reply);
   if (!Number.isNaN(number)) return number;
@@ -301,9 +314,10 @@ function toValue(reply: unknown): number | null {
   return Number.NaN;
 }
 
-function toResults(replies: unknown[]): (number | null)[] {
-  const results: (number | null)[] = new Array(replies.length);
-  for (let index = 0; index < replies.length; index++) results[index] = toValue(replies[index]);
+function toResults(replies: unknown[], operations: readonly CounterOperation[]): CounterValue[] {
+  const results: CounterValue[] = new Array(replies.length);
+  for (let index = 0; index < replies.length; index++)
+    results[index] = toValue(replies[index], operations[index] as CounterOperation);
   return results;
 }
 

@@ -1,6 +1,7 @@
 import {
   type CounterOperation,
   type CounterStore,
+  type CounterValue,
   type Logger,
   MemoryCounterStore,
   noopLogger,
@@ -13,7 +14,7 @@ import type { ComponentGuard } from './component-guard.js';
  * they cover only what this node counted since the primary store failed. The feature stage then
  * names itself in the decision's `degraded` while still giving the rules these values.
  */
-export type CounterResults = (number | null)[] & { degraded?: true };
+export type CounterResults = CounterValue[] & { degraded?: true };
 
 /** Update operations counted locally, to be replayed into the primary store. */
 interface Pending {

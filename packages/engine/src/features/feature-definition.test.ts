@@ -1,7 +1,13 @@
 import type { FeatureInput } from '@vigil/protocol';
 import { describe, expect, it } from 'vitest';
 import type { EventTypeRecord } from '../ports/config-store.js';
-import { checkFeature, type FeatureRecord, featureProgram, featureUsesIpData } from './feature-definition.js';
+import {
+  checkFeature,
+  type FeatureRecord,
+  featureProgram,
+  featureUsesIpData,
+  featureValueType,
+} from './feature-definition.js';
 
 const eventType = (name: string, fields: EventTypeRecord['schema']['fields']): EventTypeRecord => ({
   tenantId: 't',
@@ -92,5 +98,91 @@ describe('featureProgram keys', () => {
 
   it('is undefined when the definition no longer fits the event type', () => {
     expect(featureProgram(record(['ip_prefix(ip, 24)']), signup)).toBeUndefined();
+  });
+});
+
+describe('last over string-like fields', () => {
+  const payment = eventType('payment', {
+    account_id: { type: 'string' },
+    country: { type: 'enum', values: ['FR', 'DE'] },
+    phone: { type: 'phone' },
+    amount: { type: 'string' },
+    at: { type: 'timestamp' },
+    ok: { type: 'boolean' },
+  });
+  const all = new Map([...types, ['payment', payment]]);
+  const checkIn = (definition: Partial<FeatureInput>) =>
+    checkFeature(
+      { aggregation: 'last', by: ['account_id'], window: '1h', event_types: ['login'], ...definition },
+      (name) => all.get(name),
+    );
+  const valueType = (definition: Partial<FeatureInput>) =>
+    featureValueType({ aggregation: 'last', event_types: ['login'], ...definition } as FeatureInput, (name) =>
+      all.get(name),
+    );
+
+  it('accepts string, ip, email, phone and enum fields, whose value is a string', () => {
+    for (const field of ['username', 'ip', 'email']) {
+      expect(checkIn({ field })).toEqual([]);
+      expect(valueType({ field })).toBe('string');
+    }
+    for (const field of ['country', 'phone']) {
+      expect(checkIn({ field, event_types: ['payment'] })).toEqual([]);
+      expect(valueType({ field, event_types: ['payment'] })).toBe('string');
+    }
+    expect(checkIn({ field: 'ip', event_types: ['login', 'signup'] })).toEqual([]);
+    expect(valueType({ field: 'ip', event_types: ['signup', 'login'] })).toBe('string');
+  });
+
+  it('keeps last of a number a double, and the other aggregations as they were', () => {
+    expect(checkIn({ field: 'amount' })).toEqual([]);
+    expect(valueType({ field: 'amount' })).toBe('double');
+    expect(valueType({ aggregation: 'count', field: undefined })).toBe('int');
+    expect(valueType({ aggregation: 'distinct', field: 'username' })).toBe('int');
+    expect(valueType({ aggregation: 'max', field: 'amount' })).toBe('double');
+  });
+
+  it('refuses boolean, timestamp and list fields, and a field that is text in one event type and a number in another', () => {
+    expect(checkIn({ field: 'ok', event_types: ['payment'] })).toEqual([
+      {
+        path: 'field',
+        message: "'last' needs a number, integer, string, ip, email, phone or enum field; 'ok' is boolean",
+      },
+    ]);
+    expect(checkIn({ field: 'at', event_types: ['payment'] })).toEqual([
+      {
+        path: 'field',
+        message: "'last' needs a number, integer, string, ip, email, phone or enum field; 'at' is timestamp",
+      },
+    ]);
+    expect(checkIn({ field: 'tags' })).toEqual([
+      { path: 'field', message: "'tags' is a list; aggregate a single value" },
+    ]);
+    expect(checkIn({ field: 'amount', event_types: ['login', 'payment'] })).toEqual([
+      {
+        path: 'field',
+        message:
+          "'amount' is string in 'payment' but a number in an earlier event type; 'last' needs one kind",
+      },
+    ]);
+    // Sum and friends still need a number.
+    expect(checkIn({ aggregation: 'sum', field: 'username' })).toEqual([
+      { path: 'field', message: "'sum' needs a number or integer field" },
+    ]);
+  });
+
+  it('gives the program a counter of strings', () => {
+    const record = (field: string): FeatureRecord => ({
+      tenantId: 't',
+      name: 'last_x',
+      version: 1,
+      updatedAt: '2026-11-25T00:00:00.000Z',
+      definition: { aggregation: 'last', field, by: ['account_id'], window: '1h', event_types: ['login'] },
+    });
+    expect(featureProgram(record('ip'), login)?.counter).toMatchObject({
+      aggregation: 'last',
+      valueType: 'string',
+    });
+    expect(featureProgram(record('amount'), login)?.counter.valueType).toBeUndefined();
   });
 });

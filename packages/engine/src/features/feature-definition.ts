@@ -27,9 +27,29 @@ export interface FeatureIssue {
   message: string;
 }
 
-/** What a feature's value is to rules: counts are `int`, everything else `double`. */
-export function featureValueType(aggregation: FeatureInput['aggregation']): 'int' | 'double' {
-  return aggregation === 'count' || aggregation === 'distinct' ? 'int' : 'double';
+/** What a feature's value is to rules (`features.<name>`). */
+export type FeatureValueType = 'int' | 'double' | 'string';
+
+/** Field types whose values are text: `last` of one of them is a string. */
+const stringFieldTypes: ReadonlySet<string> = new Set(['string', 'ip', 'email', 'phone', 'enum']);
+
+/**
+ * What a feature's value is to rules: counts are `int`, `last` of a string-like field (string, ip,
+ * email, phone, enum) is `string`, everything else `double`. The field's type is looked up in the
+ * first listed event type that has it (a valid definition's event types agree on it).
+ */
+export function featureValueType(
+  definition: Pick<FeatureInput, 'aggregation' | 'field' | 'event_types'>,
+  eventTypeOf: (name: string) => EventTypeRecord | undefined,
+): FeatureValueType {
+  const { aggregation, field } = definition;
+  if (aggregation === 'count' || aggregation === 'distinct') return 'int';
+  if (aggregation !== 'last' || field === undefined) return 'double';
+  for (const name of definition.event_types) {
+    const type = eventTypeOf(name)?.schema.fields[field]?.type;
+    if (type !== undefined) return stringFieldTypes.has(type) ? 'string' : 'double';
+  }
+  return 'double';
 }
 
 const minimumWindowMs = 30_000;
@@ -46,7 +66,7 @@ export function parseWindow(text: string): number | undefined {
 
 /** Aggregations over a field's value; `count` and `first_seen` concern the `by` key only. */
 const needsField = new Set(['sum', 'min', 'max', 'avg', 'distinct', 'last']);
-const numericAggregations = new Set(['sum', 'min', 'max', 'avg', 'last']);
+const numericAggregations = new Set(['sum', 'min', 'max', 'avg']);
 const numericTypes = new Set(['number', 'integer']);
 
 /**
@@ -90,8 +110,9 @@ export function featureUsesIpData(definition: Pick<FeatureInput, 'by'>): boolean
 
 /**
  * Checks a definition against the tenant's event types: the field is required where the
- * aggregation needs it (and numeric for sum/min/max/avg/last), every `by` item parses (a field or
- * `email_domain(f)`, `ip_prefix(f, bits[, bits])`, `asn(f)`), its field exists in every listed
+ * aggregation needs it (numeric for sum/min/max/avg; for last numeric or string-like, the same
+ * kind in every event type), every `by` item parses (a field or `email_domain(f)`,
+ * `ip_prefix(f, bits[, bits])`, `asn(f)`), its field exists in every listed
  * event type with a type the item accepts, the field exists in every listed event type, the
  * window is 30s..90d, the filter compiles to bool in each event type. Returns every problem.
  */
@@ -109,6 +130,8 @@ export function checkFeature(
     issues.push({ path: 'field', message: `is not used by '${aggregation}'` });
   const by = parseBy(definition.by);
   issues.push(...by.issues);
+  /** For `last`: whether the field is text, from the first event type that has a usable one. */
+  let lastIsText: boolean | undefined;
   const parsedTerms = by.terms.filter((term) => term !== undefined);
   if (new Set(parsedTerms.map(canonicalByTerm)).size !== parsedTerms.length)
     issues.push({ path: 'by', message: 'names the same item twice' });
@@ -139,6 +162,20 @@ export function checkFeature(
         issues.push({ path: 'field', message: `'${aggregation}' needs a number or integer field` });
       else if (spec.type === 'string_list')
         issues.push({ path: 'field', message: `'${field}' is a list; aggregate a single value` });
+      else if (aggregation === 'last') {
+        const text = stringFieldTypes.has(spec.type);
+        if (!text && !numericTypes.has(spec.type))
+          issues.push({
+            path: 'field',
+            message: `'last' needs a number, integer, string, ip, email, phone or enum field; '${field}' is ${spec.type}`,
+          });
+        else if (lastIsText === undefined) lastIsText = text;
+        else if (lastIsText !== text)
+          issues.push({
+            path: 'field',
+            message: `'${field}' is ${spec.type} in '${typeName}' but ${lastIsText ? 'text' : 'a number'} in an earlier event type; 'last' needs one kind`,
+          });
+      }
     }
     if (definition.filter !== undefined) {
       const compiled = compileFilter(definition.filter, eventType);
@@ -186,6 +223,7 @@ export function featureProgram(
       id: counterIdOf(record),
       aggregation: definition.aggregation,
       windowMs: parseWindow(definition.window) as number,
+      ...(featureValueType(definition, () => eventType) === 'string' && { valueType: 'string' as const }),
     },
     by: definition.by,
     key: keyExtractor(terms),

@@ -191,3 +191,40 @@ describe('FeatureService backfill progress', () => {
     expect(service.status(counterId)).toBe('ready');
   });
 });
+
+describe('FeatureService with last of a string field', () => {
+  const lastIp: FeatureRecord = {
+    ...feature('last_ip', ['account_id']),
+    definition: {
+      aggregation: 'last',
+      field: 'ip',
+      by: ['account_id'],
+      window: '1h',
+      event_types: ['login'],
+    },
+  };
+
+  it('rebuilds the newest string of the window from the log, then follows live events', async () => {
+    const { history, service, value, advance, at } = setup([lastIp]);
+    expect(featureProgram(lastIp, login)?.counter.valueType).toBe('string');
+    // Older than the window (and its extra bucket): not replayed.
+    history.records.push(record('e0', '192.0.2.99', t0 - 2 * 3_600_000));
+    history.records.push(record('e1', '203.0.113.5', t0 - 2000), record('e2', '2001:db8::1', t0 - 1000));
+    expect(await service.rebuild([{ tenantId: 't', longestWindowMs: 3_600_000 }])).toBe(2);
+    expect(await value(lastIp, 'a')).toBe('2001:db8::1');
+    await service.observe('t', event('e3', '198.51.100.7'), at());
+    expect(await value(lastIp, 'a')).toBe('198.51.100.7');
+    // An event without the field does not count: the newest value stays.
+    await service.observe('t', { ...event('e4', ''), fields: { account_id: 'a' } }, at());
+    expect(await value(lastIp, 'a')).toBe('198.51.100.7');
+    advance(3_600_000 + 60_000);
+    expect(await value(lastIp, 'a')).toBeNull();
+  });
+
+  it('backfills the newest string from history', async () => {
+    const { history, service, value } = setup([lastIp]);
+    history.records.push(record('e1', '203.0.113.5', t0 - 2000), record('e2', '203.0.113.6', t0 - 1000));
+    await service.backfill('t', lastIp.name, counterIdOf(lastIp), 3_600_000);
+    expect(await value(lastIp, 'a')).toBe('203.0.113.6');
+  });
+});

@@ -1,5 +1,5 @@
 import type { DecisionContext, DecisionStage } from '../decision/decision-context.js';
-import type { CounterOperation, CounterStore } from '../ports/counter-store.js';
+import type { CounterOperation, CounterStore, CounterValue } from '../ports/counter-store.js';
 import type { StoredEvent } from '../ports/decision-log.js';
 import type { EventHistory } from '../ports/event-history.js';
 import { type Logger, noopLogger } from '../ports/observability.js';
@@ -265,7 +265,7 @@ function windowReach(windowMs: number): number {
 /** Thrown inside a backfill's scan to stop it once a newer backfill or a drop replaced it. */
 const superseded = new Error('backfill superseded');
 
-function valuesOf(batch: EventOperations, values: readonly (number | null)[]): Record<string, unknown> {
+function valuesOf(batch: EventOperations, values: readonly CounterValue[]): Record<string, unknown> {
   const features: Record<string, unknown> = {};
   for (let index = 0; index < batch.names.length; index++) {
     const value = values[index];

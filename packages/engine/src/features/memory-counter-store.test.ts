@@ -66,6 +66,34 @@ describe('MemoryCounterStore', () => {
     expect(await store.apply(t0 + hour + minute, [add(count, 'k1')])).toEqual([1]);
   });
 
+  it('frees idle keys of last of strings after their window, incrementally', async () => {
+    const store = new MemoryCounterStore();
+    const last: CounterSpec = { ...spec('last', hour, 'last_string'), valueType: 'string' };
+    for (let index = 0; index < 500; index++) await store.apply(t0, [add(last, `k${index}`, `v${index}`)]);
+    await store.apply(t0 + 30 * minute, [add(last, 'k0', 'newer')]);
+    expect(store.keyCount()).toBe(500);
+    store.expire(t0 + hour + minute);
+    // k0 was updated half an hour later, so it is still in its window.
+    expect(store.keyCount()).toBe(1);
+    expect(await store.apply(t0 + hour + minute, [read(last, 'k0'), read(last, 'k1')])).toEqual([
+      'newer',
+      null,
+    ]);
+    store.expire(t0 + 30 * minute + hour + minute);
+    expect(store.keyCount()).toBe(0);
+    await store.drop([last.id]);
+  });
+
+  it('starts a last counter afresh when its field is retyped between string and number', async () => {
+    const store = new MemoryCounterStore();
+    const numbers = spec('last', hour, 'last_retyped');
+    const strings: CounterSpec = { ...numbers, valueType: 'string' };
+    expect(await store.apply(t0, [add(strings, 'k', 'FR')])).toEqual(['FR']);
+    expect(await store.apply(t0 + minute, [read(numbers, 'k')])).toEqual([null]);
+    expect(await store.apply(t0 + minute, [add(numbers, 'k', 3)])).toEqual([3]);
+    expect(await store.apply(t0 + 2 * minute, [read(strings, 'k')])).toEqual([null]);
+  });
+
   it('releases the memory of a dropped counter', async () => {
     const store = new MemoryCounterStore();
     const count = spec('count');

@@ -1,4 +1,10 @@
-import type { Aggregation, CounterOperation, CounterSpec, CounterStore } from '../ports/counter-store.js';
+import type {
+  Aggregation,
+  CounterOperation,
+  CounterSpec,
+  CounterStore,
+  CounterValue,
+} from '../ports/counter-store.js';
 import { SlidingHyperLogLog } from './sliding-hyperloglog.js';
 
 /** Buckets per window: a window is exact to 1/60 of its length. */
@@ -261,7 +267,62 @@ function prune(exact: Map<string, number>, bucket: number): void {
   }
 }
 
-type Table = BucketTable | DistinctTable;
+/** The newest string of a key and when it came (`last` of a string field). */
+interface LastString {
+  value: string;
+  at: number;
+}
+
+/**
+ * `last` of strings: per key the newest value and its time, O(1) whatever the traffic. Numbers
+ * stay in a `BucketTable` of two columns; strings cannot live in a typed array.
+ */
+class LastStringTable {
+  readonly keys = new Map<string, LastString>();
+  #sweeper: Iterator<[string, LastString]> | undefined;
+
+  constructor(readonly spec: CounterSpec) {}
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Keeps `value` when it is at least as new as the one held, then reads the newest in the window. */
+  apply(key: string, value: string | null, at: number, bucket: number): string | null {
+    let state = this.keys.get(key);
+    if (value !== null) {
+      if (state === undefined) {
+        state = { value, at };
+        this.keys.set(key, state);
+      } else if (at >= state.at) {
+        state.value = value;
+        state.at = at;
+      }
+    }
+    if (state === undefined || bucketOf(state.at, this.spec.windowMs) < bucket - bucketsPerWindow)
+      return null;
+    return state.value;
+  }
+
+  /** Frees up to `budget` keys whose value left the window, going round the keys at most once more. */
+  sweep(bucket: number, budget: number): void {
+    let wrapped = false;
+    for (let step = 0; step < budget; step++) {
+      this.#sweeper ??= this.keys.entries();
+      const next = this.#sweeper.next();
+      if (next.done === true) {
+        this.#sweeper = undefined;
+        if (wrapped) return;
+        wrapped = true;
+        continue;
+      }
+      const [key, state] = next.value;
+      if (bucketOf(state.at, this.spec.windowMs) < bucket - bucketsPerWindow) this.keys.delete(key);
+    }
+  }
+}
+
+type Table = BucketTable | DistinctTable | LastStringTable;
 
 interface TableShape {
   kinds: ('u32' | 'f64')[];
@@ -301,21 +362,23 @@ export class MemoryCounterStore implements CounterStore {
     this.#exactDistinctLimit = options.exactDistinctLimit ?? exactDistinctLimit;
   }
 
-  async apply(at: number, operations: readonly CounterOperation[]): Promise<(number | null)[]> {
+  async apply(at: number, operations: readonly CounterOperation[]): Promise<CounterValue[]> {
     return this.applyNow(at, operations);
   }
 
   /** `apply` without the promise, for callers in process (replay, benchmarks). */
-  applyNow(at: number, operations: readonly CounterOperation[]): (number | null)[] {
-    const results: (number | null)[] = new Array(operations.length);
+  applyNow(at: number, operations: readonly CounterOperation[]): CounterValue[] {
+    const results: CounterValue[] = new Array(operations.length);
     for (let index = 0; index < operations.length; index++) {
       const operation = operations[index] as CounterOperation;
       const table = this.#table(operation.counter);
       const bucket = bucketOf(at, operation.counter.windowMs);
       results[index] =
-        table instanceof DistinctTable
-          ? distinct(table, operation, bucket)
-          : bucketed(table, operation, at, bucket);
+        table instanceof BucketTable
+          ? bucketed(table, operation, at, bucket)
+          : table instanceof DistinctTable
+            ? distinct(table, operation, bucket)
+            : lastString(table, operation, at, bucket);
       table.sweep(bucket, 2);
     }
     return results;
@@ -354,8 +417,11 @@ export class MemoryCounterStore implements CounterStore {
 
   #table(spec: CounterSpec): Table {
     let table = this.#tables.get(spec.id);
-    if (table === undefined) {
+    const strings = spec.aggregation === 'last' && spec.valueType === 'string';
+    // A `last` whose field was retyped (string <-> number) in the event type starts afresh.
+    if (table === undefined || table instanceof LastStringTable !== strings) {
       if (spec.aggregation === 'distinct') table = new DistinctTable(spec, this.#exactDistinctLimit);
+      else if (strings) table = new LastStringTable(spec);
       else {
         const shape = tableShapes[spec.aggregation];
         table = new BucketTable(spec, shape.kinds, shape.empty, shape.width, shape.additive);
@@ -369,6 +435,16 @@ export class MemoryCounterStore implements CounterStore {
 function distinct(table: DistinctTable, operation: CounterOperation, bucket: number): number {
   if (operation.update && operation.value !== null) table.add(operation.key, String(operation.value), bucket);
   return table.read(operation.key, bucket);
+}
+
+function lastString(
+  table: LastStringTable,
+  operation: CounterOperation,
+  at: number,
+  bucket: number,
+): string | null {
+  const value = operation.update && operation.value !== null ? String(operation.value) : null;
+  return table.apply(operation.key, value, at, bucket);
 }
 
 function bucketed(

@@ -81,7 +81,7 @@ export interface RuleCompiler {
 /** What rules of one event type may refer to. */
 export interface RuleEnvironment {
   eventFields: Record<string, import('@vigil/protocol').FieldType>;
-  features: Record<string, 'int' | 'double'>;
+  features: Record<string, 'int' | 'double' | 'string'>;
   lists: string[];
   models: string[];
 }

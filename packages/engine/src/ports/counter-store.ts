@@ -11,7 +11,15 @@ export interface CounterSpec {
   readonly aggregation: Aggregation;
   /** Length of the sliding window, ms. */
   readonly windowMs: number;
+  /**
+   * What `last` keeps: numbers (the default) or strings (`last` of a string, ip, email, phone or
+   * enum field). Other aggregations ignore it.
+   */
+  readonly valueType?: 'number' | 'string';
 }
+
+/** One answer of `CounterStore.apply`: a number, a string (`last` of strings) or null for none. */
+export type CounterValue = number | string | null;
 
 /** One feature of one event: add the event's value under `key` (when `update`), then read. */
 export interface CounterOperation {
@@ -20,7 +28,10 @@ export interface CounterOperation {
   readonly key: string;
   /** False when the event does not count (its filter is false or the aggregated field is absent). */
   readonly update: boolean;
-  /** Number for sum/min/max/avg/last, string for distinct; ignored by count and first_seen. */
+  /**
+   * Number for sum/min/max/avg/last, string for distinct and for `last` of strings; ignored by
+   * count and first_seen.
+   */
   readonly value: number | string | null;
 }
 
@@ -32,8 +43,8 @@ export interface CounterOperation {
  *   (epoch ms) when it has `update`, then reads, so a read includes the current event (and any
  *   earlier operation of the same call on the same counter and key). `results[i]` belongs to
  *   `operations[i]`; a key with nothing in the window reads 0 for count and sum, and null for the
- *   other aggregations. One call per event, so an adapter over a network store makes one round
- *   trip.
+ *   other aggregations. `last` of a counter with `valueType: 'string'` answers the newest string.
+ *   One call per event, so an adapter over a network store makes one round trip.
  * - A window is exact to its bucket (see the adapter): an event counts for at least the window and
  *   at most one bucket longer.
  * - A key that receives nothing for its window holds no state afterwards.
@@ -46,6 +57,6 @@ export interface CounterStore {
    * network store timing out); an adapter where that can happen applies a key's updates at most
    * once within a few minutes. Calls without a key (backfill, rebuild) are always applied.
    */
-  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<(number | null)[]>;
+  apply(at: number, operations: readonly CounterOperation[], eventKey?: string): Promise<CounterValue[]>;
   drop(counterIds: readonly string[]): Promise<void>;
 }

@@ -18,7 +18,7 @@ export type FieldType =
   | 'string_list';
 
 /** The value type of a feature. */
-export type FeatureType = 'int' | 'double';
+export type FeatureType = 'int' | 'double' | 'string';
 
 /** Bounds used by the cost estimator and the parser. */
 export interface EnvironmentLimits {
@@ -129,7 +129,7 @@ export function createEnvironment(options: RuleEnvironmentOptions): Environment 
   eventFields.set('timestamp', TIMESTAMP);
   const features = new Map<string, CelType>();
   for (const [name, featureType] of Object.entries(options.features ?? {})) {
-    features.set(name, featureType === 'int' ? INT : DOUBLE);
+    features.set(name, featureType === 'int' ? INT : featureType === 'string' ? STRING : DOUBLE);
   }
   const models = new Map<string, CelType>();
   for (const name of options.models ?? []) models.set(name, DOUBLE);

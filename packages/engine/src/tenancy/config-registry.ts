@@ -347,7 +347,7 @@ export class ConfigRegistry {
     return environmentOf(
       eventType,
       this.lists?.names(eventType.tenantId) ?? [],
-      featureTypes(features ?? this.features(eventType.tenantId), eventType.name),
+      featureTypes(features ?? this.features(eventType.tenantId), eventType),
     );
   }
 
@@ -437,11 +437,16 @@ export class ConfigRegistry {
 const noPrograms: readonly FeatureProgram[] = [];
 
 /** The value types of the features rules of an event type can read: those that listen to it. */
-function featureTypes(features: readonly FeatureRecord[], eventType: string): RuleEnvironment['features'] {
+function featureTypes(
+  features: readonly FeatureRecord[],
+  eventType: EventTypeRecord,
+): RuleEnvironment['features'] {
   const types: RuleEnvironment['features'] = {};
   for (const feature of features) {
-    if (feature.definition.event_types.includes(eventType))
-      types[feature.name] = featureValueType(feature.definition.aggregation);
+    if (feature.definition.event_types.includes(eventType.name))
+      types[feature.name] = featureValueType(feature.definition, (name) =>
+        name === eventType.name ? eventType : undefined,
+      );
   }
   return types;
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Aggregation, CounterOperation, CounterSpec, CounterStore } from '../ports/counter-store.js';
+import type {
+  Aggregation,
+  CounterOperation,
+  CounterSpec,
+  CounterStore,
+  CounterValue,
+} from '../ports/counter-store.js';
 import { type TestClock, testClock } from './list-store.contract.js';
 
 const second = 1000;
@@ -26,6 +32,11 @@ export function counterSpec(
   id = `t\u0000${aggregation}\u00001`,
 ): CounterSpec {
   return { id, aggregation, windowMs };
+}
+
+/** A `last` counter over a string field (`last_country`, `last_device`). */
+export function lastStringSpec(windowMs = hour, id = 't\u0000last_string\u00001'): CounterSpec {
+  return { id, aggregation: 'last', windowMs, valueType: 'string' };
 }
 
 /** An operation that counts the event under `key`, then reads. */
@@ -176,6 +187,67 @@ export function counterStoreContract(
         expect(await at(store, clock, 3 * minute, [readOperation(last, 'k')])).toEqual([-7]);
       }));
 
+    it('keeps the newest string for last of strings, as it came, within the window', () =>
+      withStore(async (store, clock) => {
+        const last = lastStringSpec();
+        expect(await at(store, clock, 0, [readOperation(last, 'acct')])).toEqual([null]);
+        expect(await at(store, clock, 0, [addOperation(last, 'acct', 'FR')])).toEqual(['FR']);
+        expect(await at(store, clock, minute, [addOperation(last, 'acct', 'DE')])).toEqual(['DE']);
+        // A read, an update that does not count and an update without a value change nothing.
+        expect(
+          await at(store, clock, 2 * minute, [
+            readOperation(last, 'acct'),
+            { counter: last, key: 'acct', update: false, value: 'US' },
+            addOperation(last, 'acct', null),
+          ]),
+        ).toEqual(['DE', 'DE', 'DE']);
+        // Text that looks like a number, is empty, or holds separators and non-ASCII stays text.
+        for (const text of ['007', '1e3', 'inf', '', 'a:b {t}\u0000 ü 🙂', ' NaN ']) {
+          expect(await at(store, clock, 3 * minute, [addOperation(last, 'text', text)])).toEqual([text]);
+          expect(await at(store, clock, 3 * minute, [readOperation(last, 'text')])).toEqual([text]);
+        }
+      }));
+
+    it('forgets the last string once it is older than the window (and a bucket), then starts afresh', () =>
+      withStore(async (store, clock) => {
+        let base = 0;
+        for (const windowMs of [30 * second, hour, 90 * day]) {
+          const last = lastStringSpec(windowMs, `t\u0000last_${windowMs}\u00001`);
+          const bucket = bucketOf(windowMs);
+          const gone = base + windowMs / 2 + windowMs + bucket;
+          await at(store, clock, base, [addOperation(last, 'k', 'old')]);
+          await at(store, clock, base + windowMs / 2, [addOperation(last, 'k', 'new')]);
+          expect(await at(store, clock, gone - bucket - 1, [readOperation(last, 'k')])).toEqual(['new']);
+          expect(await at(store, clock, gone, [readOperation(last, 'k')])).toEqual([null]);
+          expect(await at(store, clock, gone, [addOperation(last, 'k', 'again')])).toEqual(['again']);
+          base = gone + day;
+        }
+      }));
+
+    it('keeps numbers and strings apart: last of numbers answers numbers, last of strings strings', () =>
+      withStore(async (store, clock) => {
+        const numbers = counterSpec('last');
+        const strings = lastStringSpec();
+        const distinct = counterSpec('distinct');
+        expect(
+          await at(store, clock, 0, [
+            addOperation(numbers, 'k', 5),
+            addOperation(strings, 'k', '5'),
+            addOperation(distinct, 'k', '5'),
+            addOperation(strings, 'other', 'x'),
+            readOperation(lastStringSpec(hour, 'u\u0000last_string\u00001'), 'k'),
+            readOperation(lastStringSpec(hour, 't\u0000last_string\u00002'), 'k'),
+          ]),
+        ).toEqual([5, '5', 1, 'x', null, null]);
+        expect(
+          await at(store, clock, second, [readOperation(strings, 'k'), readOperation(strings, 'other')]),
+        ).toEqual(['5', 'x']);
+        await store.drop([strings.id]);
+        expect(
+          await at(store, clock, second, [readOperation(strings, 'k'), readOperation(numbers, 'k')]),
+        ).toEqual([null, 5]);
+      }));
+
     it('counts distinct values exactly up to the limit, sliding', () =>
       withStore(async (store, clock) => {
         const distinct = counterSpec('distinct');
@@ -186,7 +258,7 @@ export function counterStoreContract(
         expect(await at(store, clock, hour + 2 * minute, [readOperation(distinct, 'd')])).toEqual([1]);
 
         const exact = counterSpec('distinct', hour, 't\u0000exact\u00001');
-        let value: (number | null)[] = [];
+        let value: CounterValue[] = [];
         for (let index = 0; index < options.exactDistinctLimit; index++)
           value = await at(store, clock, 3 * hour, [addOperation(exact, 'd', `v-${index}`)]);
         expect(value).toEqual([options.exactDistinctLimit]);
@@ -200,7 +272,7 @@ export function counterStoreContract(
         const distinct = counterSpec('distinct');
         const total = Math.max(20 * options.exactDistinctLimit, 2000);
         const perMinute = total / 20;
-        let value: (number | null)[] = [];
+        let value: CounterValue[] = [];
         for (let index = 0; index < total; index++) {
           value = await at(store, clock, Math.floor(index / perMinute) * minute, [
             addOperation(distinct, 'd', `v-${index}`),

@@ -9,6 +9,7 @@ export {
   type CounterStoreContractOptions,
   counterSpec,
   counterStoreContract,
+  lastStringSpec,
   readOperation,
 } from './counter-store.contract.js';
 export { decisionLogContract, sampleRecord } from './decision-log.contract.js';
