@@ -1,15 +1,40 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { decisionLogContract, sampleRecord } from '@vigil/engine/testing';
 import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { SqliteDecisionLog } from './sqlite-decision-log.js';
+import { writerNice } from './sqlite-log-writer.js';
 
 decisionLogContract('SqliteDecisionLog', async () => new SqliteDecisionLog({ path: ':memory:' }));
 
+/** Threads of this process running at `nice` (Linux). */
+function threadsAtNice(nice: number): number {
+  let count = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === nice) count += 1;
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return count;
+}
+
 describe('SqliteDecisionLog on disk', () => {
+  it.runIf(process.platform === 'linux')('runs its writer thread below normal priority', async () => {
+    const before = threadsAtNice(writerNice);
+    const log = new SqliteDecisionLog({ path: ':memory:' });
+    await log.append(sampleRecord());
+    await log.get('none', 'none');
+    await vi.waitFor(() => expect(threadsAtNice(writerNice)).toBe(before + 1));
+    await log.close();
+    expect(threadsAtNice(writerNice)).toBe(before);
+  });
+
   it('keeps records across a reopen, and close() flushes appends still queued', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     const log = new SqliteDecisionLog({ path });

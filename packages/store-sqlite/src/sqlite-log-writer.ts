@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
@@ -97,9 +98,27 @@ interface WriterOptions {
   journalPath: string;
 }
 
+/** The niceness of the writer thread: below the threads that answer requests. */
+export const writerNice = 10;
+
+/**
+ * Lowers this thread's scheduling priority (Linux: `setpriority` takes a thread id). The writer
+ * works behind the answers, which are already durable in the journal; on a small machine it should
+ * not take a core from the thread that answers. Elsewhere it runs at normal priority.
+ */
+function lowerThreadPriority(nice: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // Not Linux, or not allowed: normal priority.
+  }
+}
+
 function start(options: WriterOptions): void {
   const port = parentPort;
   if (port === null) throw new Error('the writer runs in a worker thread');
+  lowerThreadPriority(writerNice);
   const db = new Database(options.path);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
