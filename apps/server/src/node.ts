@@ -10,6 +10,7 @@ import {
   type DecisionLog,
   DecisionService,
   FeatureService,
+  type ListStore,
   MemoryCounterStore,
   PolicyStage,
   parseWindow,
@@ -17,13 +18,23 @@ import {
 import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
 import { VigilError } from '@vigil/protocol';
 import { PostgresConfigStore, PostgresDecisionLog, type PostgresSettings } from '@vigil/store-postgres';
-import { createRedisClient, RedisCounterStore, RedisReplayGuard, whenReady } from '@vigil/store-redis';
+import {
+  createRedisClient,
+  type RedisClient,
+  RedisCounterStore,
+  RedisIdempotencyStore,
+  RedisListStore,
+  RedisRateLimiter,
+  RedisReplayGuard,
+  whenReady,
+} from '@vigil/store-redis';
 import { SqliteConfigStore, SqliteDecisionLog, SqliteListStore } from '@vigil/store-sqlite';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { AdaptiveLimit } from './admission/adaptive-limit.js';
 import { AdmissionControl } from './admission/admission-control.js';
 import { EventLoopLag, LagShedder } from './admission/event-loop-lag.js';
+import { SharedRateLimit } from './admission/shared-rate-limit.js';
 import { buildApp } from './app.js';
 import { Authenticator, LayeredReplayGuard, ReplayGuard } from './auth.js';
 import type { Config } from './config.js';
@@ -40,6 +51,7 @@ import { ListAdmin } from './list-admin.js';
 import { NodeMetrics } from './metrics.js';
 import { componentUnavailable } from './resilience/component-guard.js';
 import { type Component, parseFaultsSetting } from './resilience/faults.js';
+import { GuardedIdempotencyStore } from './resilience/guarded-idempotency-store.js';
 import {
   DegradationTrackingStage,
   guardConfigStore,
@@ -129,6 +141,56 @@ const decisionLogCalls = new Set([
   'listFeedback',
   'deleteTenant',
 ] satisfies (keyof DecisionLog)[]);
+
+const listStoreCalls = new Set([
+  'lists',
+  'list',
+  'putList',
+  'deleteList',
+  'putEntries',
+  'deleteEntry',
+  'entries',
+  'lookup',
+  'size',
+  'deleteTenant',
+] satisfies (keyof ListStore)[]);
+
+/** How long a node waits at start for its mirror of the lists in Redis. */
+const redisListsLoadMs = 10_000;
+
+/**
+ * The lists in Redis, on a client of their own: list writes are control-plane calls (a bulk import
+ * sends pipelines of 10,000 entries), so they get a longer command timeout than the decision path's.
+ * Resolves once every list is in this node's mirror, or after {@link redisListsLoadMs} with the
+ * mirror still loading in the background (the caller then starts only if no serving policy uses
+ * a list, as with a list missing).
+ */
+async function openRedisLists(
+  url: string,
+  logger: Logger,
+): Promise<{ store: RedisListStore; client: RedisClient }> {
+  const client = createRedisClient(url, { commandTimeoutMs: 5000, connectionName: 'vigil-lists' });
+  client.on('error', (error: Error) => logger.debug({ err: error }, 'redis (lists) connection error'));
+  const store = new RedisListStore(client);
+  const startedAt = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const loaded = await Promise.race([
+    store.ready().then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), redisListsLoadMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (loaded) logger.info({ ms: Math.round(performance.now() - startedAt) }, 'lists loaded from Redis');
+  else {
+    logger.error(`lists not loaded from Redis in ${redisListsLoadMs / 1000} s; still trying`);
+    store.ready().then(
+      () => logger.warn('lists loaded from Redis'),
+      () => {},
+    );
+  }
+  return { store, client };
+}
 
 /** The PostgreSQL settings of VIGIL_DATABASE_URL; undefined when the node runs on SQLite. */
 function postgresSettings(config: Config, logger: Logger): PostgresSettings | undefined {
@@ -246,11 +308,32 @@ export async function createNode(
     inList: () => false,
     ...guardEnrichment(enrichment, resilience.guards.external_data),
   });
+  // With VIGIL_REDIS_URL, lists live in Redis and each node mirrors them in memory; the node loads
+  // the mirror before it compiles the policies that use lists (docs/LISTS.md, "Lists shared
+  // through Redis"). A write Redis does not take is a 503 `component_unavailable`.
+  const redisLists =
+    config.VIGIL_REDIS_URL === undefined ? undefined : await openRedisLists(config.VIGIL_REDIS_URL, logger);
   const lists = guardListStore(
-    new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') }),
+    redisLists === undefined
+      ? new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') })
+      : unavailableOnFailure(redisLists.store, 'list_store', listStoreCalls),
     resilience.guards.list_store,
   );
-  const registry = ConfigRegistry.from(configuration.config, ruleCompiler, lists);
+  const registry = fromConfiguration(() => ConfigRegistry.from(configuration.config, ruleCompiler, lists));
+  /** A serving policy that uses a list this node could not load refuses the start; said plainly. */
+  function fromConfiguration(build: () => ConfigRegistry): ConfigRegistry {
+    try {
+      return build();
+    } catch (error) {
+      if (redisLists === undefined || redisLists.store.loaded) throw error;
+      redisLists.store.close().catch(() => {});
+      redisLists.client.disconnect();
+      throw new Error(
+        `lists could not be loaded from Redis and a serving policy needs them: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+  }
   const secrets = new SecretBox(masterKey);
   // With VIGIL_REDIS_URL, counters and the signatures seen are shared through Redis: the nodes
   // count together and a signed request cannot be replayed to another node (docs/SCALE-OUT.md).
@@ -321,9 +404,20 @@ export async function createNode(
     if (counters instanceof MemoryCounterStore) counters.expire(Date.now());
   }, 1000);
   counterExpiry.unref();
+  // With Redis, event ids are claimed there too, so a retry on another node is a replay; when Redis
+  // fails, each node checks its own index and the log (docs/SCALE-OUT.md, "Idempotency").
+  const sharedIdempotency =
+    redis === undefined
+      ? undefined
+      : new GuardedIdempotencyStore(
+          new RedisIdempotencyStore(redis),
+          resilience.guards.counter_store,
+          logger,
+        );
   const decisions = new DecisionService({
     registry,
     log: guardedLog,
+    ...(sharedIdempotency !== undefined && { sharedIdempotency }),
     metrics,
     logger,
     policyCpuBudgetMs: config.VIGIL_POLICY_CPU_BUDGET_MS,
@@ -356,6 +450,14 @@ export async function createNode(
     new AdaptiveLimit({ min: config.VIGIL_CONCURRENCY_LIMIT_MIN, max: config.VIGIL_CONCURRENCY_LIMIT_MAX }),
     undefined,
     new LagShedder(loopLag, config.VIGIL_SHED_LAG_MS),
+    // With Redis a tenant's rate limit holds across nodes, through leases (docs/SCALE-OUT.md, "Rate limits").
+    redis === undefined
+      ? undefined
+      : new SharedRateLimit({
+          source: new RedisRateLimiter(redis),
+          guard: resilience.guards.counter_store,
+          logger,
+        }),
   );
   metrics.observeAdmission(admission);
   const control = new ControlPlane(
@@ -428,12 +530,14 @@ export async function createNode(
     for (const keyId of changes.keys) auth.forget(keyId);
     for (const tenantId of changes.deletedTenants) {
       admission.forget(tenantId);
-      // Lists are kept per node (docs/SCALE-OUT.md): this node's copy of the tenant's goes too.
-      lists
-        .deleteTenant(tenantId)
-        .catch((error: unknown) =>
-          logger.error({ err: error, tenant: tenantId }, 'lists of a deleted tenant not removed'),
-        );
+      // Lists in Redis went with the tenant on the node that deleted it (and left every mirror);
+      // lists kept per node (docs/SCALE-OUT.md) go here too.
+      if (redisLists === undefined)
+        lists
+          .deleteTenant(tenantId)
+          .catch((error: unknown) =>
+            logger.error({ err: error, tenant: tenantId }, 'lists of a deleted tenant not removed'),
+          );
     }
     for (const failure of changes.failures)
       logger.error(
@@ -508,6 +612,7 @@ export async function createNode(
       await log.close();
       await store.close();
       await lists.close();
+      redisLists?.client.disconnect();
       if (counters instanceof RedisCounterStore) counters.close();
       redis?.disconnect();
       // Resolves once a still-running loader worker has stopped (its rejection was logged above).

@@ -283,6 +283,40 @@ describe('three nodes on one Redis and one PostgreSQL', () => {
     }
   });
 
+  it('answers an event id decided on one node with the same decision on the others, replayed, counted once', async () => {
+    const decide = async (index: number, id: string) => {
+      const response = await fetch(`${node(index).url}/v1/decisions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'login', id, fields: { account_id: 'u-idem', success: false } }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      return {
+        status: response.status,
+        replayed: response.headers.get('idempotent-replay') === 'true',
+        body: (await response.json()) as { decision_id: string; verdict: string },
+      };
+    };
+    const first = await decide(0, 'evt-idem-1');
+    expect(first).toMatchObject({ status: 200, replayed: false });
+    for (const index of [1, 2]) {
+      const again = await decide(index, 'evt-idem-1');
+      expect(again).toMatchObject({ status: 200, replayed: true });
+      expect(again.body).toEqual(first.body);
+    }
+    // Sent to two nodes at once, before either record can be in PostgreSQL: one node decides, the
+    // other waits for its answer through Redis.
+    const both = await Promise.all([decide(0, 'evt-idem-2'), decide(2, 'evt-idem-2')]);
+    expect(both.map((outcome) => outcome.status)).toEqual([200, 200]);
+    expect(both[0]?.body.decision_id).toBe(both[1]?.body.decision_id);
+    expect(both.filter((outcome) => outcome.replayed)).toHaveLength(1);
+    // Five requests, two events: the failed-login counter of the account saw two. The 5th event
+    // (not the 5th request) is the one rejected.
+    expect((await decide(1, 'evt-idem-3')).body.verdict).toBe('accept');
+    expect((await decide(2, 'evt-idem-4')).body.verdict).toBe('accept');
+    expect((await decide(0, 'evt-idem-5')).body.verdict).toBe('reject');
+  });
+
   it('keeps answering on nodes 1 and 3 when node 2 is killed', async () => {
     // Everything node 2 answered is in PostgreSQL before it dies, so the final count can include it.
     await until(
@@ -401,4 +435,59 @@ describe('three nodes on one Redis and one PostgreSQL', () => {
         (await call(node(index).url, apiKey, 'GET', '/v1/manage/event-types/signup')).status === 200,
     );
   }, 60_000);
+
+  it('hits a list rule on nodes 2 and 3 within 1 s of an entry added through node 1', async () => {
+    const one = node(0).url;
+    const list = await call(one, apiKey, 'PUT', '/v1/manage/lists/blocked_accounts', {
+      kind: 'block',
+      type: 'account',
+    });
+    expect(list.status, JSON.stringify(list.json)).toBeLessThan(300);
+    // Lists are in Redis: every node has the list before a policy naming it is published.
+    await propagated(
+      'list definition',
+      performance.now(),
+      async (index) =>
+        (await call(node(index).url, apiKey, 'GET', '/v1/manage/lists/blocked_accounts')).status === 200,
+    );
+    const version = await call(one, apiKey, 'POST', '/v1/manage/policies/login/versions', {
+      strategy: 'worst',
+      on_missing: 'not_hit',
+      rules: [
+        { id: 'brute-force', when: 'features.failed_logins_1h >= 5', verdict: 'reject' },
+        { id: 'listed', when: "in_list('blocked_accounts', event.account_id)", verdict: 'reject' },
+      ],
+    });
+    expect(version.status, JSON.stringify(version.json)).toBe(201);
+    const published = version.json.version as number;
+    const publish = await call(
+      one,
+      apiKey,
+      'POST',
+      `/v1/manage/policies/login/versions/${published}/publish`,
+      {},
+    );
+    expect(publish.status, JSON.stringify(publish.json)).toBe(200);
+    await propagated(
+      'policy with a list rule',
+      performance.now(),
+      async (index) => (await login(index, 'u-listed', true)).policyVersion === published,
+    );
+    expect((await login(1, 'u-listed', true)).verdict).toBe('accept');
+
+    const since = performance.now();
+    const added = await call(one, apiKey, 'POST', '/v1/manage/lists/blocked_accounts/entries', [
+      { value: 'u-listed', note: 'multi-node' },
+    ]);
+    expect(added.json).toMatchObject({ added: 1, rejected: [] });
+    const pending = new Set([1, 2]);
+    while (pending.size > 0) {
+      for (const index of [...pending])
+        if ((await login(index, 'u-listed', true)).verdict === 'reject') pending.delete(index);
+      if (pending.size > 0 && performance.now() - since > 1000)
+        throw new Error(`the list entry did not reach nodes ${[...pending].map((i) => i + 1)} within 1 s`);
+    }
+    propagation.push({ what: 'list entry', ms: Math.round(performance.now() - since) });
+    expect((await login(2, 'u-not-listed', true)).verdict).toBe('accept');
+  });
 });

@@ -1,6 +1,7 @@
 export * from './decision/decision-context.js';
 export * from './decision/decision-service.js';
 export * from './decision/idempotency-index.js';
+export * from './decision/memory-idempotency-store.js';
 export * from './events/event-validator.js';
 export * from './features/feature-definition.js';
 export * from './features/feature-service.js';
@@ -21,6 +22,7 @@ export * from './ports/config-store.js';
 export * from './ports/counter-store.js';
 export * from './ports/decision-log.js';
 export * from './ports/event-history.js';
+export * from './ports/idempotency-store.js';
 export * from './ports/list-store.js';
 export * from './ports/observability.js';
 export type { IpInfo, RuleServices, UserAgentInfo } from './rules/vigil-functions.js';

@@ -13,6 +13,9 @@ export {
   type RedisCounterStoreOptions,
   RedisUnavailableError,
 } from './redis-counter-store.js';
+export { RedisIdempotencyStore, type RedisIdempotencyStoreOptions } from './redis-idempotency-store.js';
+export { RedisListStore, type RedisListStoreOptions } from './redis-list-store.js';
+export { type RateGrant, RedisRateLimiter, type RedisRateLimiterOptions } from './redis-rate-limiter.js';
 export {
   type AsyncReplayGuard,
   RedisReplayGuard,

@@ -1,6 +1,7 @@
 import type { TenantRecord } from '@vigil/engine';
 import type { Verdict } from '@vigil/protocol';
 import type { AdaptiveLimit } from './adaptive-limit.js';
+import { LeaseMode, type SharedRateLimit } from './shared-rate-limit.js';
 
 /** Node defaults for tenants that have no quota of their own. */
 export interface QuotaDefaults {
@@ -28,6 +29,13 @@ export type Admission = (typeof Admission)[keyof typeof Admission];
 export const sharedFraction = 0.8;
 
 /**
+ * What a token check found: none, enough in the local bucket, enough in the leased share, or the
+ * tokens already taken from the leased share (after waiting for a lease).
+ */
+const Tokens = { none: 0, local: 1, leased: 2, taken: 3 } as const;
+type Tokens = (typeof Tokens)[keyof typeof Tokens];
+
+/**
  * One tenant's admission state: its token bucket and its requests in flight. A request holds a
  * reference to it until released, so the counts stay right even if the tenant is forgotten meanwhile.
  */
@@ -38,6 +46,20 @@ export class TenantQuota {
   inflight = 0;
   /** Whole seconds until a rejected request could pass the bucket; set when one is refused. */
   retryAfterSeconds = 1;
+  // With a shared rate limit (`SharedRateLimit`): this node's share of the tenant's tokens.
+  /** Leased tokens not used yet; negative while the credit of a first lease is not paid. */
+  lease = 0;
+  leaseMode: LeaseMode = LeaseMode.starting;
+  /** The lease in flight, if any. */
+  leaseInFlight: Promise<void> | undefined = undefined;
+  /** Tokens of requests waiting for that lease. */
+  waiting = 0;
+  /** No lease before this time (the shared bucket was dry, or the source failed). */
+  nextLeaseAt = 0;
+  /** When the last lease arrived. */
+  leasedAt = 0;
+  /** Tokens the shared bucket held after the last lease. */
+  sharedRemaining = 0;
 
   constructor(readonly tenantId: string) {}
 }
@@ -60,6 +82,11 @@ export class AdmissionControl {
     private readonly now: () => number = performance.now.bind(performance),
     /** Sheds while the event loop runs late (see `LagShedder`); none by default. */
     readonly lagShedder: { shouldShed(inflight: number): boolean } = { shouldShed: () => false },
+    /**
+     * A rate limit shared with the other nodes (Redis); none: each node enforces `rate_limit`
+     * alone. The concurrency bulkhead stays per node either way: it protects this node.
+     */
+    readonly shared?: SharedRateLimit,
   ) {}
 
   /** Requests admitted on this node and not yet released. */
@@ -103,9 +130,39 @@ export class AdmissionControl {
    * tokens are taken (the bucket may go into debt for a batch larger than it) and a slot is held
    * until {@link release}. Refused: nothing is taken.
    */
-  admit(quota: TenantQuota, tokens: number): Admission {
+  admit(quota: TenantQuota, tokens: number): Admission | Promise<Admission> {
     const record = this.tenants.tenant(quota.tenantId);
-    if (!this.#hasTokens(quota, record, tokens)) return Admission.rateLimited;
+    const found = this.#hasTokens(quota, record, tokens);
+    if (found === Tokens.none) return Admission.rateLimited;
+    if (typeof found === 'object') {
+      return found.then((late) =>
+        late === Tokens.none ? Admission.rateLimited : this.#admitWithTokens(quota, record, tokens, late),
+      );
+    }
+    return this.#admitWithTokens(quota, record, tokens, found);
+  }
+
+  /** The rest of {@link admit} once the tokens are there. */
+  #admitWithTokens(
+    quota: TenantQuota,
+    record: TenantRecord | undefined,
+    tokens: number,
+    found: Tokens,
+  ): Admission {
+    const outcome = this.#slot(quota, record);
+    if (outcome !== Admission.admitted) {
+      // Tokens taken while waiting for a lease go back to the share.
+      if (found === Tokens.taken) (this.shared as SharedRateLimit).take(quota, -tokens);
+      return outcome;
+    }
+    this.#take(quota, tokens, found);
+    if (quota.inflight++ === 0) this.#activeTenants++;
+    this.#inflight++;
+    return Admission.admitted;
+  }
+
+  /** The concurrency bulkhead and the node limit: whether a slot is free for the tenant. */
+  #slot(quota: TenantQuota, record: TenantRecord | undefined): Admission {
     if (quota.inflight >= (record?.maxConcurrency ?? this.defaults.maxConcurrency)) {
       return Admission.tooManyConcurrent;
     }
@@ -116,9 +173,6 @@ export class AdmissionControl {
     if (this.#inflight >= limit * sharedFraction && quota.inflight >= limit / (this.#activeTenants + 1)) {
       return Admission.overloaded;
     }
-    quota.tokens -= tokens;
-    if (quota.inflight++ === 0) this.#activeTenants++;
-    this.#inflight++;
     return Admission.admitted;
   }
 
@@ -126,10 +180,18 @@ export class AdmissionControl {
    * Takes `tokens` more from an admitted request's bucket (a batch, once its size is known); false
    * if the bucket lacks them, with `retryAfterSeconds` set. The slot stays held until released.
    */
-  charge(quota: TenantQuota, tokens: number): boolean {
+  charge(quota: TenantQuota, tokens: number): boolean | Promise<boolean> {
     const record = this.tenants.tenant(quota.tenantId);
-    if (!this.#hasTokens(quota, record, tokens)) return false;
-    quota.tokens -= tokens;
+    const found = this.#hasTokens(quota, record, tokens);
+    if (typeof found === 'object') {
+      return found.then((late) => {
+        if (late === Tokens.none) return false;
+        this.#take(quota, tokens, late);
+        return true;
+      });
+    }
+    if (found === Tokens.none) return false;
+    this.#take(quota, tokens, found);
     return true;
   }
 
@@ -144,18 +206,40 @@ export class AdmissionControl {
     this.#inflight--;
   }
 
-  /** Refills the bucket to now and checks it holds what a request of `tokens` needs. */
-  #hasTokens(quota: TenantQuota, record: TenantRecord | undefined, tokens: number): boolean {
+  /**
+   * Checks the tenant's tokens hold what a request of `tokens` needs: from the leased share of a
+   * shared limit (a promise when it waits for a lease), else from the local bucket, refilled to now.
+   */
+  #hasTokens(quota: TenantQuota, record: TenantRecord | undefined, tokens: number): Tokens | Promise<Tokens> {
     const rps = record?.rateLimit?.rps ?? this.defaults.rps;
-    if (rps <= 0) return true;
+    if (rps <= 0) return Tokens.local;
     const burst = record?.rateLimit?.burst ?? (this.defaults.burst > 0 ? this.defaults.burst : rps);
+    const shared = this.shared?.check(quota, rps, burst, tokens);
+    if (shared === true) return Tokens.leased;
+    if (shared === false) return Tokens.none;
+    if (typeof shared === 'object' && shared !== null) {
+      return shared.then((late) =>
+        late === null ? this.#localTokens(quota, rps, burst, tokens) : late ? Tokens.taken : Tokens.none,
+      );
+    }
+    return this.#localTokens(quota, rps, burst, tokens);
+  }
+
+  /** The local bucket, refilled to now: does it hold what a request of `tokens` needs? */
+  #localTokens(quota: TenantQuota, rps: number, burst: number, tokens: number): Tokens {
     const now = this.now();
     const refilled = quota.tokens + ((now - quota.refilledAt) * rps) / 1000;
     quota.tokens = Math.min(refilled, burst);
     quota.refilledAt = now;
     const needed = Math.max(1, Math.min(tokens, burst));
-    if (quota.tokens >= needed) return true;
+    if (quota.tokens >= needed) return Tokens.local;
     quota.retryAfterSeconds = Math.max(1, Math.ceil((needed - quota.tokens) / rps));
-    return false;
+    return Tokens.none;
+  }
+
+  /** Takes an admitted request's tokens from where the check found them. */
+  #take(quota: TenantQuota, tokens: number, found: Tokens): void {
+    if (found === Tokens.leased) (this.shared as SharedRateLimit).take(quota, tokens);
+    else if (found === Tokens.local) quota.tokens -= tokens;
   }
 }

@@ -15,6 +15,8 @@ declare module 'fastify' {
     admissionSlot: TenantQuota | null;
     /** The node shed this request and it is answered with its tenant's overload fallback. */
     admissionShed: boolean;
+    /** The client went away (`onRequestAbort`); a late admission gives its slot straight back. */
+    admissionAborted: boolean;
   }
 }
 
@@ -104,6 +106,7 @@ export function applyAdmission(
 ): void {
   app.decorateRequest('admissionSlot', null);
   app.decorateRequest('admissionShed', false);
+  app.decorateRequest('admissionAborted', false);
 
   const reject = (reply: FastifyReply, quota: TenantQuota, code: AdmissionCode, retryAfter: number) => {
     metrics.admissionRejected(quota.tenantId, code);
@@ -114,12 +117,32 @@ export function applyAdmission(
       .send(errorBodies[code]);
   };
 
-  /** Runs admission for a request whose tenant is known; false if it was answered. */
-  const admit = (request: FastifyRequest, reply: FastifyReply, kind: RouteKind): boolean => {
+  /**
+   * Runs admission for a request whose tenant is known; false if it was answered. A promise when
+   * the tenant's shared rate limit waits for a lease (docs/SCALE-OUT.md, "Rate limits").
+   */
+  const admit = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    kind: RouteKind,
+  ): boolean | Promise<boolean> => {
     const principal = request.principal;
     if (principal?.kind !== 'key') return true; // authentication answers it
     const quota = control.quota(principal.tenantId);
     const outcome = control.admit(quota, kind.batch ? 0 : 1);
+    if (typeof outcome === 'object')
+      return outcome.then((late) => decided(request, reply, kind, quota, late));
+    return decided(request, reply, kind, quota, outcome);
+  };
+
+  /** Acts on an admission outcome; false if the request was answered. */
+  const decided = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    kind: RouteKind,
+    quota: TenantQuota,
+    outcome: Admission,
+  ): boolean => {
     if (outcome === Admission.admitted) {
       request.admissionSlot = quota;
       return true;
@@ -139,6 +162,24 @@ export function applyAdmission(
     return false;
   };
 
+  /** Continues the request once admission let it through; it was answered otherwise. */
+  const proceed = (
+    admitted: boolean | Promise<boolean>,
+    request: FastifyRequest,
+    done: HookHandlerDoneFunction,
+  ) => {
+    if (admitted === true) done();
+    else if (admitted !== false)
+      admitted.then(
+        (late) => {
+          // A client gone while its request waited for a lease: its slot, if any, is given back.
+          if (request.admissionAborted) release(request);
+          else if (late) done();
+        },
+        (error: unknown) => done(error as Error),
+      );
+  };
+
   const release = (request: FastifyRequest) => {
     const quota = request.admissionSlot;
     if (quota === null) return;
@@ -148,10 +189,11 @@ export function applyAdmission(
 
   const hooksOf = (kind: RouteKind) => ({
     onRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-      if (admit(request, reply, kind)) done();
+      proceed(admit(request, reply, kind), request, done);
     },
     preValidation(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-      if (request.admissionSlot !== null || request.admissionShed || admit(request, reply, kind)) done();
+      if (request.admissionSlot !== null || request.admissionShed) done();
+      else proceed(admit(request, reply, kind), request, done);
     },
     preHandler(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
       if (request.admissionShed) {
@@ -170,10 +212,14 @@ export function applyAdmission(
       const quota = request.admissionSlot;
       if (kind.batch && quota !== null) {
         const events = (request.body as { events: unknown[] }).events.length;
-        if (!control.charge(quota, events)) {
+        const charged = control.charge(quota, events);
+        const charge = (enough: boolean) => {
+          if (enough) return true;
           reject(reply, quota, 'rate_limited', quota.retryAfterSeconds);
-          return;
-        }
+          return false;
+        };
+        proceed(typeof charged === 'object' ? charged.then(charge) : charge(charged), request, done);
+        return;
       }
       done();
     },
@@ -185,6 +231,7 @@ export function applyAdmission(
       done();
     },
     onRequestAbort(request: FastifyRequest, done: HookHandlerDoneFunction) {
+      request.admissionAborted = true;
       release(request);
       done();
     },

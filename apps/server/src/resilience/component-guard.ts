@@ -100,6 +100,24 @@ export class ComponentGuard {
     return ticket;
   }
 
+  /**
+   * Applies injected faults to a synchronous read that never reaches the dependency (an in-memory
+   * index kept by the adapter): any fault makes it fail at once, as in {@link enterSync}, but the
+   * breaker neither refuses it nor counts it. The breaker measures the dependency, and a read
+   * served from memory says nothing about it; while the dependency is down the index answers.
+   */
+  checkLocal(tenantId: string | null): void {
+    const fault = this.injector.check(this.component, tenantId);
+    if (fault === undefined) return;
+    this.syncFailures++;
+    throw fault.kind === 'latency'
+      ? componentUnavailable(
+          this.component,
+          `injected latency of ${fault.latencyMs} ms cannot be awaited here (${fault.id})`,
+        )
+      : injectedFailure(fault);
+  }
+
   succeeded(ticket: number): void {
     this.breaker.success(ticket);
   }

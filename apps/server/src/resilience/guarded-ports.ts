@@ -83,10 +83,13 @@ const guardedListMethods = new Set<string>([
 ] satisfies (keyof ListStore)[]);
 
 /**
- * The list store with its asynchronous methods guarded, and `contains` (the synchronous
- * in-memory index the decision path reads) guarded too: it cannot wait, so an open breaker or any
- * injected fault, latency included, makes it throw; the rule's `in_list` then errors, the
- * policy's `on_missing` applies, and {@link DegradationTrackingStage} names `list_store`.
+ * The list store with its asynchronous methods guarded (fault injection and the breaker), and
+ * `contains`, the synchronous in-memory index the decision path reads, under injected faults only:
+ * it cannot wait, so any injected fault, latency included, makes it throw; the rule's `in_list`
+ * then errors, the policy's `on_missing` applies, and {@link DegradationTrackingStage} names
+ * `list_store`. The breaker does not gate it: the index is in this process (a mirror, for a
+ * networked store), so a failing store, which opens the breaker through failed writes, leaves the
+ * lists answering as they were last known.
  */
 export function guardListStore(
   lists: ListStore & LocalListIndex,
@@ -94,11 +97,8 @@ export function guardListStore(
 ): ListStore & LocalListIndex {
   return decorate(lists, guard, (name) => guardedListMethods.has(name), {
     contains: ((tenantId: string, list: string, value: unknown) => {
-      if (guard.quiet) return lists.contains(tenantId, list, value);
-      const ticket = guard.enterSync(tenantId);
-      const found = lists.contains(tenantId, list, value);
-      guard.succeeded(ticket);
-      return found;
+      if (guard.injector.active) guard.checkLocal(tenantId);
+      return lists.contains(tenantId, list, value);
     }) as Method,
   });
 }

@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DecisionRequest, type DecisionResponse, type EventInput, VigilError } from '@vigil/protocol';
 import { activationOf } from '../policy/policy-stage.js';
 import { defaultPolicyCpuBudgetMs, evaluatePolicy } from '../policy/strategy.js';
 import type { DecisionLog, DecisionRecord, ShadowResult, StoredEvent } from '../ports/decision-log.js';
+import type { IdempotencyClaim, IdempotencyKind, IdempotencyStore } from '../ports/idempotency-store.js';
 import { type Logger, type Metrics, noopLogger, noopMetrics } from '../ports/observability.js';
 import type { ConfigRegistry, EventTypeDefinition } from '../tenancy/config-registry.js';
-import { planDeadline } from './deadline-plan.js';
+import { type DeadlinePlan, planDeadline } from './deadline-plan.js';
 import { DecisionContext, type DecisionStage } from './decision-context.js';
 import { IdempotencyIndex } from './idempotency-index.js';
 import { StageOutcome, StageWaits } from './stage-waits.js';
@@ -14,6 +16,13 @@ import { timeOrderedId } from './time-ordered-id.js';
 /** How long an event id is remembered per tenant: a retry within it gets the first answer. */
 export const idempotencyWindowMs = 24 * 60 * 60 * 1000;
 export const defaultTimeoutMs = 100;
+/**
+ * How long a shared claim's pending marker lives: past the longest deadline (5 s) and the durable
+ * write, so a node that dies while deciding blocks its event id on other nodes only this long.
+ */
+export const defaultIdempotencyPendingMs = 10_000;
+/** Longest wait between two looks at an event id another node is deciding, ms. */
+const maxPendingPollMs = 20;
 
 export interface DecisionServiceOptions {
   registry: ConfigRegistry;
@@ -25,6 +34,13 @@ export interface DecisionServiceOptions {
   logger?: Logger;
   /** Recent results kept in memory for retries; older ones are read from the log. */
   idempotencyCacheSize?: number;
+  /**
+   * Event ids shared with the other nodes (Redis in scale-out). Asked after this node's own index
+   * and together with the log; when it cannot answer, the node decides on what it knows itself.
+   */
+  sharedIdempotency?: IdempotencyStore;
+  /** Life of a shared claim's pending marker, ms (default {@link defaultIdempotencyPendingMs}). */
+  idempotencyPendingMs?: number;
   /** The CPU guard's budget for evaluating a shadow version on one event, ms. */
   policyCpuBudgetMs?: number;
   now?: () => number;
@@ -42,6 +58,12 @@ export interface EventObserver {
 }
 
 export type ReportOutcome = { event_id: string; status: 'accepted' | 'duplicate' };
+
+/** A decision made here (`created`) or found already made, by this node or another. */
+interface Decided {
+  response: DecisionResponse;
+  created: boolean;
+}
 
 /**
  * Decides on events: validate, replay a known event id, run the stages, make the record durable,
@@ -62,15 +84,17 @@ export class DecisionService {
   readonly #now: () => number;
   readonly #policyCpuBudgetMs: number;
   readonly #waits = new StageWaits();
-  /** Pending and recent results by kind, tenant and event id; `created` is false for a stored one. */
+  readonly #shared: IdempotencyStore | undefined;
+  readonly #pendingMs: number;
   /**
+   * Pending and recent results by kind, tenant and event id.
    * While a decision is made, its pending outcome (concurrent duplicates wait for it); once made,
    * only its answer (`true` for a reported event). Keeping the whole record for 24 h would keep
    * every parsed event alive through young-generation collections, which then copy it: measured,
    * that made scavenges of 2.5–10 ms under load.
    */
   readonly #recent: IdempotencyIndex<
-    Promise<{ record: DecisionRecord; created: boolean }> | DecisionResponse | true
+    Promise<Decided> | Promise<{ created: boolean }> | DecisionResponse | true
   >;
 
   constructor(options: DecisionServiceOptions) {
@@ -82,6 +106,8 @@ export class DecisionService {
     this.#logger = options.logger ?? noopLogger;
     this.#now = options.now ?? Date.now;
     this.#policyCpuBudgetMs = options.policyCpuBudgetMs ?? defaultPolicyCpuBudgetMs;
+    this.#shared = options.sharedIdempotency;
+    this.#pendingMs = options.idempotencyPendingMs ?? defaultIdempotencyPendingMs;
     this.#recent = new IdempotencyIndex(
       idempotencyWindowMs,
       options.idempotencyCacheSize ?? 200_000,
@@ -101,15 +127,16 @@ export class DecisionService {
     const key = `d\u0000${tenantId}\u0000${request.id}`;
     const earlier = this.#recent.get(key);
     if (earlier !== undefined) {
-      if (earlier instanceof Promise) return replay((await earlier).record);
+      if (earlier instanceof Promise)
+        return { response: ((await earlier) as Decided).response, replayed: true };
       if (earlier !== true) return { response: earlier, replayed: true };
     }
     const pending = this.#decideOnce(tenantId, request, eventType, arrival, receivedAt);
     this.#recent.set(key, pending);
     try {
-      const { record, created } = await pending;
-      if (record.response !== null) this.#recent.update(key, record.response);
-      return created ? { response: record.response as DecisionResponse, replayed: false } : replay(record);
+      const { response, created } = await pending;
+      this.#recent.update(key, response);
+      return { response, replayed: !created };
     } catch (error) {
       this.#recent.delete(key);
       throw error;
@@ -123,13 +150,24 @@ export class DecisionService {
     if (this.#recent.get(key) !== undefined) return { event_id: event.id, status: 'duplicate' };
     const receivedAt = this.#now();
     const pending = (async () => {
-      const earlier = await this.#log.findByEventId(
-        tenantId,
-        event.id,
-        receivedAt - idempotencyWindowMs,
-        'event',
+      const lookup = settled(
+        this.#log.findByEventId(tenantId, event.id, receivedAt - idempotencyWindowMs, 'event'),
       );
-      if (earlier !== undefined) return { record: earlier, created: false };
+      // Another node holding the id (pending) will accept the event: this one is a duplicate.
+      const claim = this.#shared === undefined ? undefined : await this.#claim(tenantId, 'event', event.id);
+      if (claim !== undefined && claim.state !== 'claimed') return { created: false };
+      const claimed = claim !== undefined;
+      let earlier: DecisionRecord | undefined;
+      try {
+        earlier = unwrap(await lookup);
+      } catch (error) {
+        if (claimed) this.#release(tenantId, 'event', event.id);
+        throw error;
+      }
+      if (earlier !== undefined) {
+        if (claimed) this.#complete(tenantId, 'event', event.id, null);
+        return { created: false };
+      }
       const record: DecisionRecord = {
         decisionId: timeOrderedId(receivedAt),
         tenantId,
@@ -141,7 +179,13 @@ export class DecisionService {
         ruleIds: [],
         entities: entitiesOf(event.fields, eventType),
       };
-      await this.#log.append(record);
+      try {
+        await this.#log.append(record);
+      } catch (error) {
+        if (claimed) this.#release(tenantId, 'event', event.id);
+        throw error;
+      }
+      if (claimed) this.#complete(tenantId, 'event', event.id, null);
       // After the append: a restart rebuilds features from the log, so the log is what counts.
       for (const observer of this.#observers) {
         try {
@@ -150,7 +194,7 @@ export class DecisionService {
           this.#logger.warn({ err: error, event: event.id }, 'reported event not observed');
         }
       }
-      return { record, created: true };
+      return { created: true };
     })();
     this.#recent.set(key, pending);
     try {
@@ -208,15 +252,107 @@ export class DecisionService {
     eventType: EventTypeDefinition,
     arrivedAt: number,
     receivedAt: number,
-  ): Promise<{ record: DecisionRecord; created: boolean }> {
-    const earlier = await this.#log.findByEventId(
-      tenantId,
-      request.id,
-      receivedAt - idempotencyWindowMs,
-      'decision',
-    );
-    if (earlier !== undefined) return { record: earlier, created: false };
+  ): Promise<Decided> {
     const plan = planDeadline(arrivedAt, request.timeout_ms ?? defaultTimeoutMs);
+    if (this.#shared === undefined) {
+      const earlier = await this.#log.findByEventId(
+        tenantId,
+        request.id,
+        receivedAt - idempotencyWindowMs,
+        'decision',
+      );
+      if (earlier !== undefined) return { response: answerOf(earlier), created: false };
+      return this.#decideNew(tenantId, request, eventType, plan, receivedAt, false);
+    }
+    // With a shared store, the claim and the log lookup go out together: the answer waits for
+    // the slower of the two round trips, not both.
+    const lookup = settled(
+      this.#log.findByEventId(tenantId, request.id, receivedAt - idempotencyWindowMs, 'decision'),
+    );
+    const claim = await this.#claim(tenantId, 'decision', request.id, plan);
+    if (claim?.state === 'done' && claim.response !== null)
+      return { response: claim.response, created: false };
+    const claimed = claim?.state === 'claimed';
+    try {
+      const earlier = unwrap(await lookup);
+      if (earlier !== undefined) {
+        const response = answerOf(earlier);
+        if (claimed) this.#complete(tenantId, 'decision', request.id, response);
+        return { response, created: false };
+      }
+      return await this.#decideNew(tenantId, request, eventType, plan, receivedAt, claimed);
+    } catch (error) {
+      if (claimed) this.#release(tenantId, 'decision', request.id);
+      throw error;
+    }
+  }
+
+  /**
+   * Asks the shared store for an event id; undefined when it cannot answer (the node then relies
+   * on its own index and the log). A decision id another node is deciding is asked for again, a
+   * little later each time, until it is done or free, or until `plan`'s stages cut-off: then the
+   * request is refused with a retryable 409 `conflict`, as its first answer is not known yet.
+   * Reported events (no `plan`) do not wait: a pending one is a duplicate.
+   */
+  async #claim(
+    tenantId: string,
+    kind: IdempotencyKind,
+    eventId: string,
+    plan?: DeadlinePlan,
+  ): Promise<IdempotencyClaim | undefined> {
+    const shared = this.#shared as IdempotencyStore;
+    for (let pause = 1; ; pause = Math.min(pause * 2, maxPendingPollMs)) {
+      let claim: IdempotencyClaim;
+      try {
+        claim = await shared.claim(tenantId, kind, eventId, this.#pendingMs);
+      } catch {
+        // The shared store's guard logs and counts its failures; here it is only left out.
+        return undefined;
+      }
+      if (claim.state !== 'pending' || plan === undefined) return claim;
+      const left = plan.stagesCutoff - performance.now();
+      if (left <= 0) {
+        throw new VigilError('conflict', {
+          message: `A decision on event '${eventId}' is still being made on another node; retry with the same id to get it.`,
+          retryable: true,
+        });
+      }
+      await sleep(Math.min(pause, left));
+    }
+  }
+
+  /** Stores the answer for other nodes; the answer does not wait for it (the record is durable). */
+  #complete(
+    tenantId: string,
+    kind: IdempotencyKind,
+    eventId: string,
+    response: DecisionResponse | null,
+  ): void {
+    (this.#shared as IdempotencyStore)
+      .complete(tenantId, kind, eventId, response, idempotencyWindowMs)
+      .catch((error: unknown) =>
+        this.#logger.warn({ err: error, event: eventId }, 'shared idempotency answer not stored'),
+      );
+  }
+
+  /** Frees a claim whose decision failed, so a retry on any node decides. */
+  #release(tenantId: string, kind: IdempotencyKind, eventId: string): void {
+    (this.#shared as IdempotencyStore)
+      .release(tenantId, kind, eventId)
+      .catch((error: unknown) =>
+        this.#logger.warn({ err: error, event: eventId }, 'shared idempotency claim not released'),
+      );
+  }
+
+  async #decideNew(
+    tenantId: string,
+    request: DecisionRequest,
+    eventType: EventTypeDefinition,
+    plan: DeadlinePlan,
+    receivedAt: number,
+    claimed: boolean,
+  ): Promise<Decided> {
+    const arrivedAt = plan.arrivedAt;
     const context = new DecisionContext(
       tenantId,
       storedEvent(request, receivedAt),
@@ -273,16 +409,33 @@ export class DecisionService {
     // so it is set before the write and then stays as recorded: a replay returns the same body.
     response.latency_ms = Math.round((performance.now() - arrivedAt) * 1000) / 1000;
     await this.#log.append(record);
+    if (claimed) this.#complete(tenantId, 'decision', request.id, response);
     this.#metrics.decision(tenantId, context.verdict);
     if (context.shadows.length > 0) setImmediate(() => void this.#runShadows(context, record));
-    return { record, created: true };
+    return { response, created: true };
   }
 }
 
-function replay(record: DecisionRecord): DecisionOutcome {
+/**
+ * The outcome of `promise` as a value, so that it may be awaited later: a rejection while the
+ * caller awaits something else is not an unhandled one.
+ */
+function settled<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+function unwrap<T>(outcome: { value: T } | { error: unknown }): T {
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
+}
+
+function answerOf(record: DecisionRecord): DecisionResponse {
   if (record.response === null)
     throw new VigilError('internal', { message: 'A stored decision has no answer.' });
-  return { response: record.response, replayed: true };
+  return record.response;
 }
 
 function storedEvent(event: EventInput, receivedAt: number): StoredEvent {

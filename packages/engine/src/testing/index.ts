@@ -14,6 +14,11 @@ export {
 } from './counter-store.contract.js';
 export { decisionLogContract, sampleRecord } from './decision-log.contract.js';
 export {
+  type IdempotencyStorePair,
+  idempotencyStoreContract,
+  sampleResponse,
+} from './idempotency-store.contract.js';
+export {
   listDefinition,
   listEntry,
   listStoreContract,
