@@ -91,6 +91,32 @@ describe('guarded list store', () => {
     await lists.close();
   });
 
+  it('keeps answering lookups from memory when failed writes open the breaker', async () => {
+    /** A store whose writes fail while `down`, as a networked store's do in an outage. */
+    class FailingWrites extends SqliteListStore {
+      down = false;
+      override putEntries(...args: Parameters<SqliteListStore['putEntries']>) {
+        return this.down ? Promise.reject(new Error('store down')) : super.putEntries(...args);
+      }
+    }
+    const raw = new FailingWrites({ path: join(dir, 'lists.db'), sweepIntervalMs: 0 });
+    const breaker = new CircuitBreaker('list_store', { minimumRps: 0.1, samplingMs: 10_000 });
+    const lists = guardListStore(raw, new ComponentGuard('list_store', injector, breaker));
+    await lists.putList(list('t_a'));
+    await lists.putEntries('t_a', 'blocked', [
+      { value: 'x', expiresAt: null, note: null, updatedAt: Date.now() },
+    ]);
+    raw.down = true;
+    for (let attempt = 0; attempt < 20 && breaker.closed; attempt++) {
+      await lists.putEntries('t_a', 'blocked', []).catch(() => undefined);
+    }
+    expect(breaker.state).toBe('open');
+    expect((await failure(lists.putEntries('t_a', 'blocked', []))).message).toMatch(/circuit breaker open/);
+    expect(lists.contains('t_a', 'blocked', 'x')).toBe(true);
+    expect(lists.contains('t_a', 'blocked', 'y')).toBe(false);
+    await raw.close();
+  });
+
   it('names list_store and external_data in degraded when a decision’s lookups fail', () => {
     const listGuard = guardOf('list_store');
     const externalGuard = guardOf('external_data');
