@@ -61,7 +61,7 @@ export const ConfigSchema = Type.Object({
     maximum: 1_000_000,
     default: 0,
     description:
-      'Rate limit of a tenant without its own `rate_limit`: data-plane requests (a batch counts its events) per second per node; `0`: none.',
+      'Rate limit of a tenant without its own `rate_limit`: data-plane requests (a batch counts its events) per second (per node; across all nodes with `VIGIL_REDIS_URL`); `0`: none.',
   }),
   VIGIL_TENANT_BURST: Type.Integer({
     minimum: 0,
