@@ -1,9 +1,10 @@
 // `npm run chaos`: resilience drills against real Vigil nodes under load from a second process.
 // What each drill does and what its columns mean: docs/RESILIENCE.md, "Chaos drills".
 //
-//   npm run chaos                          build, then every drill at full length (about 10 minutes)
+//   npm run chaos                          build, then every drill at full length (about 14 minutes)
 //   node bench/chaos.mjs --quick           every drill about 5 times shorter, for development
 //   node bench/chaos.mjs --only=sigkill    one drill (a comma-separated list works too)
+//   node bench/chaos.mjs --only=multi-node the three multi-node drills (bench/chaos/multi-node.mjs)
 //   node bench/chaos.mjs --capacity=8000   skip the capacity measurement, take this (req/s)
 //   node bench/chaos.mjs --env=NAME=value  a setting for every node started (repeatable)
 //   node bench/chaos.mjs --windows         also print each stream's figures per second
@@ -15,6 +16,9 @@
 // injects the fault on a timeline. It prints one row per drill, then the whole table in Markdown,
 // and writes everything to bench/results/chaos-latest.json. Children are stopped by their PID
 // when the run ends, fails or is interrupted.
+//
+// The multi-node drills (bench/chaos/multi-node.mjs) start three nodes on a private Redis and
+// PostgreSQL of their own instead, with the load round-robin over the nodes.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +31,7 @@ import {
   recoverySeconds,
   summarise,
 } from './chaos/analysis.mjs';
+import { multiNodeDrillNames, multiNodeDrills } from './chaos/multi-node.mjs';
 import {
   freePort,
   installExitHandlers,
@@ -63,6 +68,7 @@ const drillNames = [
   'overload-4x',
   'pathological-rule',
   'sigkill',
+  ...multiNodeDrillNames,
 ];
 
 function parseOptions(argv) {
@@ -74,7 +80,11 @@ function parseOptions(argv) {
       console.log(drillNames.join('\n'));
       process.exit(0);
     } else if (argument.startsWith('--only=')) {
-      options.only = argument.slice(7).split(',').filter(Boolean);
+      options.only = argument
+        .slice(7)
+        .split(',')
+        .filter(Boolean)
+        .flatMap((name) => (name === 'multi-node' ? multiNodeDrillNames : [name]));
       const unknown = options.only.filter((name) => !drillNames.includes(name));
       if (unknown.length > 0)
         throw new Error(`unknown drill ${unknown.join(', ')}; one of: ${drillNames.join(', ')}`);
@@ -104,6 +114,7 @@ function parseOptions(argv) {
         overload: 4,
         pathological: 4,
         afterKill: 8,
+        restartAfter: 3,
       }
     : {
         capacityWarm: 3,
@@ -119,6 +130,7 @@ function parseOptions(argv) {
         overload: 20,
         pathological: 20,
         afterKill: 25,
+        restartAfter: 10,
       };
   return { ...options, seconds };
 }
@@ -191,10 +203,14 @@ function stream(name, tenant, segments) {
 
 /**
  * Runs the streams for `durationMs` from the generator process while `actions` ({ at: ms from the
- * start, run }) run here on the same timeline. Returns the records, the generator's result, the
- * actions' results and `offset(epochMs)`, which turns a wall-clock time into ms from the start.
+ * start, run }) run here on the same timeline. `target` is a node's port, or the ports of several
+ * nodes (round-robin, with retries on another node; see bench/chaos/load-generator.mjs). Returns
+ * the records, the generator's result, the actions' results and `offset(epochMs)`, which turns a
+ * wall-clock time into ms from the start.
  */
-async function runLoad(context, port, streams, durationMs, actions = []) {
+async function runLoad(context, target, streams, durationMs, actions = []) {
+  const ports = Array.isArray(target) ? target : [target];
+  const port = ports[0];
   const generator = await startGenerator();
   const outDir = makeTempDir('vigil-chaos-load-');
   try {
@@ -205,6 +221,7 @@ async function runLoad(context, port, streams, durationMs, actions = []) {
       mode: 'closed',
       host: '127.0.0.1',
       port,
+      ports,
       maxConnections,
       streams: [{ ...streams[0], segments: [], idPrefix: `${streams[0].idPrefix}-warm` }],
       steps: [{ connections: 16, ms: context.seconds.jitWarmup * 1000 }],
@@ -214,6 +231,7 @@ async function runLoad(context, port, streams, durationMs, actions = []) {
       mode: 'open',
       host: '127.0.0.1',
       port,
+      ports,
       startAt,
       durationMs,
       maxConnections,
@@ -589,6 +607,17 @@ const drills = {
   'overload-4x': (context) => overloadDrill(context, 4),
   'pathological-rule': pathologicalDrill,
   sigkill: sigkillDrill,
+  ...multiNodeDrills({
+    runLoad,
+    stream,
+    newRow,
+    recoveryFigure,
+    unansweredNotes,
+    addMachine,
+    ms: (value) => ms(value),
+    pct: (value) => pct(value),
+    deadlineMs,
+  }),
 };
 
 // ---------------------------------------------------------------------------------------------

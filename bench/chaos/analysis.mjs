@@ -225,3 +225,47 @@ export function checkDecisionLog(dataDir, answeredByTenant) {
     db?.close();
   }
 }
+
+/**
+ * The multi-node drills' check, in the PostgreSQL decision log the nodes share (every node must be
+ * stopped): every answered, not shed decision must be stored exactly once, counted by decision id.
+ * `answered` is [[eventId, decisionId]...] of every stream. Also counts event ids that have more
+ * than one decision (a retried request decided anew on another node) and the rows of events no
+ * answer names (decided, but the client had given up). Returns `{ checked, lost, duplicated,
+ * eventsDecidedTwice, rows, lostSamples }`, or `{ error }`.
+ */
+export async function checkPostgresDecisionLog(query, answered) {
+  try {
+    const { rows } = await query(
+      "SELECT decision_id, count(*)::int AS n FROM decisions WHERE kind = 'decision' GROUP BY decision_id",
+    );
+    const stored = new Map(rows.map((row) => [row.decision_id, row.n]));
+    let duplicated = 0;
+    for (const n of stored.values()) if (n > 1) duplicated += n - 1;
+    const twice = await query(
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM decisions WHERE kind = 'decision'
+         GROUP BY tenant_id, event_id HAVING count(*) > 1) AS repeated`,
+    );
+    const ids = new Set(answered.map(([, decisionId]) => decisionId));
+    let lost = 0;
+    const lostSamples = [];
+    for (const id of ids) {
+      if (!stored.has(id)) {
+        lost += 1;
+        if (lostSamples.length < 5) lostSamples.push(id);
+      }
+    }
+    return {
+      checked: ids.size,
+      lost,
+      duplicated,
+      eventsDecidedTwice: twice.rows[0].n,
+      rows: [...stored.values()].reduce((sum, n) => sum + n, 0),
+      lostSamples,
+    };
+  } catch (error) {
+    return {
+      error: `PostgreSQL decision log not readable: ${error instanceof Error ? error.message : String(error)}`,
+    };
+  }
+}

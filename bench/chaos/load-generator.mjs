@@ -16,6 +16,13 @@
 // Closed loop (capacity): `connections` sockets each send the next request as soon as the answer
 // to the previous one arrives.
 //
+// Several nodes (`plan.ports`, the multi-node drills): requests go round-robin over the nodes, as
+// a load balancer sends them, each on an idle connection to its node or a new one. A request whose
+// connection fails (refused, reset, closed before the answer) is sent again, with the same event
+// id, to the next node while its client timeout allows, and its node is skipped for
+// `ejectMs` (a load balancer's passive health check). Such retries and the connection errors seen
+// are counted; only a request that got no answer on any node is recorded as a connection error.
+//
 // Protocol: the parent forks this file, sends { type: 'run', plan }; the generator runs the plan
 // and writes its per-request records into `plan.outDir` (see `writeResults`), then sends
 // { type: 'done', ... }. It exits when the parent goes away.
@@ -36,8 +43,12 @@ export const FLAG_RULE_ERRORS = 2;
 export const FLAG_SHED = 4;
 export const FLAG_RETRY_AFTER = 8;
 export const FLAG_REPLAY = 16;
+/** Sent again to another node after its connection failed. */
+export const FLAG_RETRIED = 32;
 
 const abandonMs = 10_000;
+/** How long a node whose connection failed gets no new requests. */
+const ejectMs = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // Records: growable typed arrays, one slot per request.
@@ -163,8 +174,12 @@ class Stream {
  * of the body found by position.
  */
 class Connection {
-  constructor(generator) {
+  constructor(generator, node) {
     this.generator = generator;
+    /** Index of the node (in `plan.ports`) this connection goes to. */
+    this.node = node;
+    /** The request in flight: its event id and bytes, to send again elsewhere if this fails. */
+    this.payload = null;
     this.busy = false;
     this.closed = false;
     this.record = -1;
@@ -178,7 +193,7 @@ class Connection {
     this.pending = '';
     this.connecting = true;
     generator.connecting += 1;
-    this.socket = connect({ host: generator.host, port: generator.port, noDelay: true });
+    this.socket = connect({ host: generator.host, port: generator.ports[node], noDelay: true });
     this.socket.setEncoding('latin1');
     this.connected = new Promise((resolve) => {
       this.socket.once('connect', () => {
@@ -192,8 +207,9 @@ class Connection {
     this.socket.on('close', () => this.#onClose());
   }
 
-  send(stream, record, now) {
-    const { id, bytes } = stream.request();
+  send(stream, record, now, payload) {
+    const { id, bytes } = payload ?? stream.request();
+    this.payload = payload ?? { id, bytes };
     this.busy = true;
     this.expired = false;
     this.stream = stream;
@@ -214,7 +230,8 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    if (this.busy && !this.expired) this.generator.finish(this, CONNECTION_ERROR, 0, 0, 0);
+    if (this.busy && !this.expired && !this.generator.retry(this))
+      this.generator.finish(this, CONNECTION_ERROR, 0, 0, 0);
     this.busy = false;
     this.generator.forget(this);
   }
@@ -317,11 +334,23 @@ class Connection {
 class Generator {
   constructor(plan) {
     this.host = plan.host;
-    this.port = plan.port;
+    this.ports = plan.ports ?? [plan.port];
+    /** Per node: until when it gets no new requests (after a failed connection). */
+    this.ejectedUntil = this.ports.map(() => 0);
+    /** The node the next request goes to (round-robin). */
+    this.nextNode = 0;
+    /** Connection failures with a request in flight, and how many of those were sent again. */
+    this.connectionFailures = 0;
+    this.retried = 0;
+    /** Retried requests waiting for a connection: record -> { id, bytes } (same event id). */
+    this.retryPayloads = new Map();
+    /** Answers per node. */
+    this.answersByNode = this.ports.map(() => 0);
     this.maxConnections = plan.maxConnections ?? 1024;
     this.records = new Records();
     this.streams = plan.streams.map((spec, index) => new Stream(index, spec, plan.host, plan.port));
-    this.idle = [];
+    /** Idle connections per node. */
+    this.idle = this.ports.map(() => []);
     this.all = new Set();
     /** Due requests waiting for a connection: [stream, record] pairs, oldest first. */
     this.queue = [];
@@ -339,8 +368,8 @@ class Generator {
     return performance.now() - this.origin;
   }
 
-  open() {
-    const connection = new Connection(this);
+  open(node = this.#pickNode()) {
+    const connection = new Connection(this, node);
     this.all.add(connection);
     this.opened += 1;
     return connection;
@@ -348,9 +377,50 @@ class Generator {
 
   forget(connection) {
     this.all.delete(connection);
-    const at = this.idle.indexOf(connection);
-    if (at >= 0) this.idle.splice(at, 1);
+    const idle = this.idle[connection.node];
+    const at = idle.indexOf(connection);
+    if (at >= 0) idle.splice(at, 1);
     if (this.closedLoop && !this.stopped) this.#closedLoopSend(this.open(), connection.stream);
+  }
+
+  /** The next node in turn that is not ejected (any node when all are). */
+  #pickNode() {
+    const count = this.ports.length;
+    const now = performance.now();
+    for (let step = 0; step < count; step += 1) {
+      const node = (this.nextNode + step) % count;
+      if (this.ejectedUntil[node] <= now) {
+        this.nextNode = (node + 1) % count;
+        return node;
+      }
+    }
+    const node = this.nextNode;
+    this.nextNode = (node + 1) % count;
+    return node;
+  }
+
+  /**
+   * The connection failed with a request in flight: with several nodes, eject its node for a while
+   * and queue the request (same event id) in front, for another node. Returns false when it is
+   * not retried (one node, closed loop, stopped, or past its client timeout).
+   */
+  retry(connection) {
+    this.connectionFailures += 1;
+    if (this.ports.length < 2 || this.closedLoop || this.stopped) return false;
+    this.ejectedUntil[connection.node] = performance.now() + ejectMs;
+    const record = connection.record;
+    if (this.now() - this.records.due[record] >= connection.stream.clientTimeoutMs) return false;
+    this.retried += 1;
+    this.records.flags[record] |= FLAG_RETRIED;
+    this.retryPayloads.set(record, connection.payload);
+    // In front of the queue: it was due before everything queued now.
+    if (this.queueHead >= 2) {
+      this.queueHead -= 2;
+      this.queue[this.queueHead] = connection.stream;
+      this.queue[this.queueHead + 1] = record;
+    } else this.queue.unshift(connection.stream, record);
+    queueMicrotask(() => this.#dispatch(this.now()));
+    return true;
   }
 
   /** Records the outcome of the connection's request and frees the connection. */
@@ -362,7 +432,8 @@ class Generator {
     const late =
       status !== CONNECTION_ERROR && !this.closedLoop && latency >= connection.stream.clientTimeoutMs;
     records.status[record] = late ? TIMEOUT : status;
-    records.flags[record] = late ? 0 : flags;
+    records.flags[record] = late ? 0 : flags | (records.flags[record] & FLAG_RETRIED);
+    if (!late && status >= 100) this.answersByNode[connection.node] += 1;
     records.code[record] = late ? 0 : code;
     if (status !== CONNECTION_ERROR && !late) records.latency[record] = latency;
     connection.busy = false;
@@ -375,13 +446,33 @@ class Generator {
       if (!this.stopped) this.#closedLoopSend(connection, connection.stream);
       return;
     }
-    this.idle.push(connection);
+    this.idle[connection.node].push(connection);
     this.#dispatch(this.now());
   }
 
   #send(connection, stream, record, now) {
-    this.records.sendDelay[record] = now - this.records.due[record];
-    connection.send(stream, record, now);
+    const payload = this.retryPayloads.get(record);
+    if (payload !== undefined) this.retryPayloads.delete(record);
+    else this.records.sendDelay[record] = now - this.records.due[record];
+    connection.send(stream, record, now, payload);
+  }
+
+  /** An idle connection to the next node in turn, or a new one; undefined when none may be opened. */
+  #connectionFor() {
+    const node = this.#pickNode();
+    const idle = this.idle[node].pop();
+    if (idle !== undefined) return idle;
+    if (this.all.size >= this.maxConnections || this.connecting >= this.maxConnecting) {
+      // No new connection allowed: any idle one of a node that is not ejected.
+      const now = performance.now();
+      for (let other = 0; other < this.ports.length; other += 1) {
+        if (this.ejectedUntil[other] > now) continue;
+        const connection = this.idle[other].pop();
+        if (connection !== undefined) return connection;
+      }
+      return undefined;
+    }
+    return this.open(node);
   }
 
   #closedLoopSend(connection, stream) {
@@ -414,14 +505,13 @@ class Generator {
       const stream = queue[this.queueHead];
       const record = queue[this.queueHead + 1];
       if (now - this.records.due[record] >= stream.clientTimeoutMs) {
+        // A retry that found no connection in time failed on its connection error.
+        if (this.retryPayloads.delete(record)) this.records.status[record] = CONNECTION_ERROR;
         this.queueHead += 2;
         continue;
       }
-      let connection = this.idle.pop();
-      if (connection === undefined) {
-        if (this.all.size >= this.maxConnections || this.connecting >= this.maxConnecting) break;
-        connection = this.open();
-      }
+      const connection = this.#connectionFor();
+      if (connection === undefined) break;
       this.queueHead += 2;
       this.#send(connection, stream, record, now);
     }
@@ -433,9 +523,9 @@ class Generator {
 
   /** Opens `count` connections before the load starts, so the first second is not a connect storm. */
   async prewarm(count) {
-    const opened = Array.from({ length: count }, () => this.open());
+    const opened = Array.from({ length: count }, (_, index) => this.open(index % this.ports.length));
     await Promise.all(opened.map((connection) => connection.connected));
-    for (const connection of opened) if (!connection.closed) this.idle.push(connection);
+    for (const connection of opened) if (!connection.closed) this.idle[connection.node].push(connection);
   }
 
   /** Client timeouts: records the request as timed out; the connection waits for the late answer. */
@@ -486,7 +576,7 @@ class Generator {
       const first = this.records.count;
       const startedAt = this.now();
       for (let index = 0; index < step.connections; index += 1) {
-        const connection = this.open();
+        const connection = this.open(index % this.ports.length);
         connection.stream = stream;
         this.#closedLoopSend(connection, stream);
       }
@@ -518,7 +608,7 @@ class Generator {
       connection.socket.destroy();
     }
     this.all.clear();
-    this.idle.length = 0;
+    for (const idle of this.idle) idle.length = 0;
   }
 }
 
@@ -548,6 +638,9 @@ function writeResults(generator, outDir) {
     count,
     codes,
     connections_opened: generator.opened,
+    connection_failures: generator.connectionFailures,
+    retried: generator.retried,
+    answers_by_node: generator.answersByNode,
     origin_epoch_ms: performance.timeOrigin + generator.origin,
   };
 }

@@ -20,6 +20,12 @@ export interface JournalOptions {
   sync?: 'normal' | 'full';
   /** Length at which the journal starts afresh once everything in it is delivered (default 64 MiB). */
   rotationBytes?: number;
+  /**
+   * Longest time the delivery mark on disk may lag the deliveries, ms (default 1 000). The mark is
+   * written at most this often (and on rotation and `close`): after a crash the lines delivered
+   * since are replayed, which the store ignores, and a busy log does not rewrite a file per batch.
+   */
+  markIntervalMs?: number;
 }
 
 /** A place in the journal: everything before `offset` of `generation`. */
@@ -35,6 +41,7 @@ export interface Undelivered {
 }
 
 const defaultRotationBytes = 64 * 1024 * 1024;
+const defaultMarkIntervalMs = 1_000;
 
 /**
  * An append-only local file of newline-terminated lines (one record each), written with one
@@ -55,10 +62,15 @@ export class Journal {
   readonly #markPath: string;
   readonly #sync: 'normal' | 'full';
   readonly #rotationBytes: number;
+  readonly #markIntervalMs: number;
   #fd: number;
   #generation: number;
   #written: number;
   #delivered: number;
+  /** The delivery mark last written to disk, and when. */
+  #markWritten: JournalPosition;
+  #markWrittenAt = 0;
+  #markTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     options: JournalOptions,
@@ -71,10 +83,12 @@ export class Journal {
     this.#markPath = `${options.path}.delivered`;
     this.#sync = options.sync ?? 'normal';
     this.#rotationBytes = options.rotationBytes ?? defaultRotationBytes;
+    this.#markIntervalMs = options.markIntervalMs ?? defaultMarkIntervalMs;
     this.#fd = fd;
     this.#generation = generation;
     this.#written = written;
     this.#delivered = delivered;
+    this.#markWritten = { generation, offset: delivered };
   }
 
   /**
@@ -145,7 +159,8 @@ export class Journal {
 
   /**
    * Records that the store has every line up to `position` (callers deliver in journal order), and
-   * starts a new generation when that is everything and the journal is long.
+   * starts a new generation when that is everything and the journal is long. The mark reaches the
+   * disk at once on rotation, otherwise within `markIntervalMs`.
    */
   markDelivered(position: JournalPosition): void {
     if (position.generation !== this.#generation || position.offset <= this.#delivered) return;
@@ -157,17 +172,50 @@ export class Journal {
       writeSync(this.#fd, header);
       this.#written = Buffer.byteLength(header);
       this.#delivered = this.#written;
+      this.#writeMark();
+      return;
     }
-    // Written aside and renamed over, so a crash leaves the old mark or the new one, whole.
-    const temporary = `${this.#markPath}.tmp`;
-    writeFileSync(temporary, JSON.stringify({ generation: this.#generation, offset: this.#delivered }));
-    renameSync(temporary, this.#markPath);
+    if (Date.now() - this.#markWrittenAt >= this.#markIntervalMs) this.#writeMark();
+    else if (this.#markTimer === undefined) {
+      this.#markTimer = setTimeout(
+        () => {
+          this.#markTimer = undefined;
+          try {
+            this.#writeMark();
+          } catch {
+            // The next delivery or `close` writes it; a stale mark only means replays PostgreSQL ignores.
+          }
+        },
+        this.#markIntervalMs - (Date.now() - this.#markWrittenAt),
+      );
+      this.#markTimer.unref();
+    }
   }
 
+  /** Writes the delivery mark if it moved since it was last written. */
+  #writeMark(): void {
+    clearTimeout(this.#markTimer);
+    this.#markTimer = undefined;
+    if (this.#markWritten.generation === this.#generation && this.#markWritten.offset === this.#delivered)
+      return;
+    const mark = { generation: this.#generation, offset: this.#delivered };
+    // Written aside and renamed over, so a crash leaves the old mark or the new one, whole.
+    const temporary = `${this.#markPath}.tmp`;
+    writeFileSync(temporary, JSON.stringify(mark));
+    renameSync(temporary, this.#markPath);
+    this.#markWritten = mark;
+    this.#markWrittenAt = Date.now();
+  }
+
+  /** Writes the delivery mark (if it moved) and closes the file. */
   close(): void {
     if (this.#fd < 0) return;
-    closeSync(this.#fd);
-    this.#fd = -1;
+    try {
+      this.#writeMark();
+    } finally {
+      closeSync(this.#fd);
+      this.#fd = -1;
+    }
   }
 
   /** The journal file's path, for messages. */

@@ -209,6 +209,46 @@ describe('PostgresDecisionLog', () => {
     await log.close();
   });
 
+  it('sends the idempotency lookups of one turn as one query, each answered as it would be alone', async () => {
+    const settings = await freshSettings();
+    const pool = createPool(settings);
+    const log = new PostgresDecisionLog({ pool, journalPath: journalPath() });
+    const decision = sampleRecord({ event: { type: 'payment', id: 'seen-1', timestamp: 't', fields: {} } });
+    const event = sampleRecord({
+      kind: 'event',
+      event: { type: 'payment', id: 'seen-2', timestamp: 't', fields: {} },
+    });
+    const other = sampleRecord({
+      tenantId: 'tenant-b',
+      event: { type: 'payment', id: 'seen-1', timestamp: 't', fields: {} },
+    });
+    for (const record of [decision, event, other]) await log.append(record);
+    // Delivered, so the lookups below are answered by PostgreSQL and not from the pending records.
+    await log.search({ tenantId: 'tenant-a', limit: 1 });
+    const query = vi.spyOn(pool, 'query');
+    const found = await Promise.all([
+      log.findByEventId('tenant-a', 'seen-1', 0, 'decision'),
+      log.findByEventId('tenant-a', 'seen-2', 0, 'decision'),
+      log.findByEventId('tenant-a', 'seen-2', 0, 'event'),
+      log.findByEventId('tenant-b', 'seen-1', 0, 'decision'),
+      log.findByEventId('tenant-a', 'never', 0, 'decision'),
+      log.findByEventId('tenant-a', 'seen-1', decision.createdAt + 1, 'decision'),
+    ]);
+    expect(found).toEqual([decision, undefined, event, other, undefined, undefined]);
+    expect(query).toHaveBeenCalledTimes(1);
+    // A failed query answers every lookup of its turn "not found" (the decision goes ahead).
+    query.mockRejectedValueOnce(new Error('lookup failed (injected)'));
+    expect(
+      await Promise.all([
+        log.findByEventId('tenant-a', 'seen-1', 0, 'decision'),
+        log.findByEventId('tenant-b', 'seen-1', 0, 'decision'),
+      ]),
+    ).toEqual([undefined, undefined]);
+    query.mockRestore();
+    await log.close();
+    await pool.end();
+  });
+
   it('refuses a cursor it did not make', async () => {
     const log = openLog(await freshSettings(), journalPath());
     await expect(log.search({ tenantId: 't', limit: 5, cursor: 'bogus' })).rejects.toMatchObject({

@@ -49,6 +49,18 @@ export interface PostgresDecisionLogOptions {
   now?: () => number;
 }
 
+/** An idempotency lookup waiting for the turn's query. */
+interface Lookup {
+  tenantId: string;
+  eventId: string;
+  kind: DecisionRecord['kind'];
+  since: number;
+  resolve: (record: DecisionRecord | undefined) => void;
+}
+
+/** Most lookups sent in one query. */
+const maxLookupsPerQuery = 500;
+
 /** One turn's records, written to the journal together, and where the journal ended after them. */
 interface Batch {
   records: DecisionRecord[];
@@ -104,6 +116,8 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
   #maintenance: Promise<void> | undefined;
   /** Until when idempotency lookups skip PostgreSQL, after one failed. */
   #lookupsPausedUntil = 0;
+  /** This turn's idempotency lookups, sent together in one query. */
+  #lookups: Lookup[] = [];
   #closed = false;
 
   constructor(options: PostgresDecisionLogOptions) {
@@ -459,22 +473,58 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     const pending = this.#pendingByEvent.get(eventKey(tenantId, eventId, kind));
     if (pending !== undefined && pending.createdAt >= since) return pending;
     if (Date.now() < this.#lookupsPausedUntil) return undefined;
+    // The lookups of one event-loop turn go to PostgreSQL as one query: under load, one round
+    // trip and one statement for many decisions instead of one each.
+    return new Promise((resolve) => {
+      this.#lookups.push({ tenantId, eventId, kind, since, resolve });
+      if (this.#lookups.length === 1) setImmediate(() => this.#lookUp());
+    });
+  }
+
+  /** Sends this turn's lookups, at most `maxLookupsPerQuery` per query; never rejects. */
+  #lookUp(): void {
+    const lookups = this.#lookups;
+    this.#lookups = [];
+    for (let from = 0; from < lookups.length; from += maxLookupsPerQuery)
+      void this.#lookUpBatch(lookups.slice(from, from + maxLookupsPerQuery));
+  }
+
+  async #lookUpBatch(lookups: Lookup[]): Promise<void> {
+    let found: (DecisionRecord | undefined)[] = [];
     try {
       await this.#ready();
-      const { rows } = await this.#pool.query<{ body: string }>({
-        text: `SELECT body FROM decisions
-                WHERE tenant_id = $1 AND event_id = $2 AND kind = $3 AND created_at >= $4
-                ORDER BY created_at DESC, seq DESC LIMIT 1`,
-        values: [clean(tenantId), clean(eventId), kind, since],
+      const tenants: string[] = [];
+      const events: string[] = [];
+      const kinds: string[] = [];
+      const sinces: number[] = [];
+      for (const lookup of lookups) {
+        tenants.push(clean(lookup.tenantId));
+        events.push(clean(lookup.eventId));
+        kinds.push(lookup.kind);
+        sinces.push(lookup.since);
+      }
+      // Per lookup, the newest matching record (as a single lookup would find it), by its index.
+      const { rows } = await this.#pool.query<{ i: string; body: string }>({
+        // Named: each connection parses and plans it once, not once per turn.
+        name: 'vigil_find_by_event_ids',
+        text: `SELECT q.i, d.body
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                        WITH ORDINALITY AS q(tenant_id, event_id, kind, since, i)
+                 CROSS JOIN LATERAL (
+                   SELECT body FROM decisions
+                    WHERE tenant_id = q.tenant_id AND event_id = q.event_id AND kind = q.kind
+                      AND created_at >= q.since
+                    ORDER BY created_at DESC, seq DESC LIMIT 1) d`,
+        values: [tenants, events, kinds, sinces],
         query_timeout: this.#lookupTimeoutMs,
       } as pg.QueryConfig);
-      const row = rows[0];
-      return row === undefined ? undefined : (JSON.parse(row.body) as DecisionRecord);
+      found = new Array(lookups.length);
+      for (const row of rows) found[Number(row.i) - 1] = JSON.parse(row.body) as DecisionRecord;
     } catch (error) {
       this.#lookupsPausedUntil = Date.now() + 1_000;
       this.#onError?.(error instanceof Error ? error : new Error(String(error)));
-      return undefined;
     }
+    for (let index = 0; index < lookups.length; index++) (lookups[index] as Lookup).resolve(found[index]);
   }
 
   async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {

@@ -1,7 +1,13 @@
 import { addOperation, counterSpec } from '@vigil/engine/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createRedisClient, parseRedisUrl, type RedisClient, whenReady } from './redis-client.js';
+import {
+  createRedisClient,
+  type LagTolerantRedis,
+  parseRedisUrl,
+  type RedisClient,
+  whenReady,
+} from './redis-client.js';
 import { RedisCounterStore, RedisUnavailableError } from './redis-counter-store.js';
 import { freePort, RedisProcess } from './testing/redis-processes.js';
 
@@ -183,7 +189,7 @@ describe('a counter store started while Redis is down', () => {
     client.on('error', () => {});
     expect(client).toBeInstanceOf(Redis);
     expect((client as Redis).options.enableOfflineQueue).toBe(false);
-    expect((client as Redis).options.commandTimeout).toBe(50);
+    expect((client as LagTolerantRedis).commandTimeoutMs).toBe(50);
     expect((client as Redis).options.autoResendUnfulfilledCommands).toBe(false);
     client.disconnect();
   });

@@ -1,4 +1,4 @@
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, type Command, Redis, type RedisOptions } from 'ioredis';
 
 /** Either kind of ioredis client; both take the same commands. */
 export type RedisClient = Redis | Cluster;
@@ -112,13 +112,53 @@ export function redisOptions(target: RedisTarget, options: RedisClientOptions = 
   };
 }
 
+/**
+ * A single-server client whose command timeout an overloaded process does not fire falsely.
+ *
+ * ioredis fails a command from a timer. When the event loop is busy past the timeout (a node at
+ * full load runs turns of tens of milliseconds), the timer phase of the next turn runs before the
+ * poll phase that would read the reply already waiting in the socket, and a command Redis answered
+ * in time fails as "timed out". Here the timer only schedules the check with `setImmediate`, which
+ * runs after that poll phase: a reply that arrived in time is read first, and a Redis that did not
+ * answer still fails the command at most one turn later.
+ */
+export class LagTolerantRedis extends Redis {
+  readonly #commandTimeoutMs: number;
+
+  constructor(options: RedisOptions) {
+    const { commandTimeout, ...rest } = options;
+    super(rest);
+    this.#commandTimeoutMs = commandTimeout ?? 0;
+  }
+
+  /** The command timeout, ms (0: none); ioredis's own `options.commandTimeout` stays unset. */
+  get commandTimeoutMs(): number {
+    return this.#commandTimeoutMs;
+  }
+
+  override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    if (this.#commandTimeoutMs > 0 && !command.isResolved) {
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (!command.isResolved) command.reject(new Error('Command timed out'));
+        });
+      }, this.#commandTimeoutMs);
+      command.promise.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      );
+    }
+    return super.sendCommand(command, stream);
+  }
+}
+
 /** Creates a client from a `VIGIL_REDIS_URL`; it connects in the background (see {@link whenReady}). */
 export function createRedisClient(url: string, options: RedisClientOptions = {}): RedisClient {
   const target = parseRedisUrl(url);
   const nodeOptions = redisOptions(target, options);
   if (!target.cluster) {
     const node = target.nodes[0] as { host: string; port: number };
-    return new Redis({ ...nodeOptions, host: node.host, port: node.port });
+    return new LagTolerantRedis({ ...nodeOptions, host: node.host, port: node.port });
   }
   const maxDelay = options.maxReconnectDelayMs ?? 1000;
   const { db: _db, ...clusterNodeOptions } = nodeOptions;
