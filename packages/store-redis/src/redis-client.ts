@@ -109,6 +109,9 @@ export function redisOptions(target: RedisTarget, options: RedisClientOptions = 
     // A Redis that answers but is still loading its data set counts as down, not as ready.
     enableReadyCheck: true,
     keepAlive: 10_000,
+    // Commands issued in one tick (the counter script, idempotency claims and answers of the
+    // decisions of one event-loop turn) go out in one write.
+    enableAutoPipelining: true,
   };
 }
 
