@@ -19,6 +19,7 @@ import type { ControlPlane } from './control-plane.js';
 import { registerErrorHandling, sendError } from './error-handler.js';
 import type { FeatureControl } from './feature-control.js';
 import { lazyChildLoggerFactory } from './lazy-logger.js';
+import { compilesEagerly, lazySerializer, lazyValidator } from './lazy-schemas.js';
 import type { ListAdmin } from './list-admin.js';
 import type { NodeMetrics } from './metrics.js';
 import { admin } from './plugins/admin.js';
@@ -90,9 +91,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const textAjv = withFormats(
     new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false }),
   );
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema),
-  );
+  app.setValidatorCompiler(({ schema, httpPart, url }) => {
+    const compile = () => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
+    return compilesEagerly(url) ? compile() : lazyValidator(compile);
+  });
+  app.setSerializerCompiler(({ schema, url }) => lazySerializer(schema as object, compilesEagerly(url)));
 
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', undefined);
