@@ -12,9 +12,10 @@ import type { RuleCompiler, RuleFailure } from './policy-model.js';
  */
 function withSwitchableLists(services: RuleServices): {
   services: RuleServices;
-  use(lists: ListMembership): void;
+  /** The membership `in_list` answers from now on. */
+  current: ListMembership;
 } {
-  let current: ListMembership = services;
+  const current: ListMembership = services;
   const bound: Record<string, unknown> = {};
   for (let source: object | null = services; source !== null && source !== Object.prototype; ) {
     for (const name of Object.getOwnPropertyNames(source)) {
@@ -25,17 +26,17 @@ function withSwitchableLists(services: RuleServices): {
     }
     source = Object.getPrototypeOf(source) as object | null;
   }
-  bound.inList = (listName: string, value: unknown) => current.inList(listName, value);
-  return {
-    services: bound as unknown as RuleServices,
-    use(lists) {
-      current = lists;
-    },
-  };
+  const host = { services: bound as unknown as RuleServices, current };
+  bound.inList = (listName: string, value: unknown) => host.current.inList(listName, value);
+  return host;
 }
 
 /** Messages of CEL errors that mean a value was absent rather than wrong. */
 const missingValue = /no such (key|field)|missing/i;
+
+function failureOf(message: string): RuleFailure {
+  return { failure: true, message, missing: missingValue.test(message) };
+}
 
 /**
  * The rule compiler of Vigil's policies: CEL (SPEC §2), checked against the event type's schema,
@@ -67,6 +68,8 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
       }
       const ruleSet = result.ruleSet;
       const host = withSwitchableLists(services);
+      const hostServices = host.services;
+      const evaluators = ruleSet.evaluators;
       return {
         errors: [],
         rules: {
@@ -74,12 +77,15 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
           prepare: (activation) => ruleSet.prepare(activation),
           evaluate(index, activation, lists): boolean | RuleFailure {
             // Evaluation is synchronous, so the membership set here is the one its `in_list` calls see.
-            host.use(lists ?? services);
-            const outcome = ruleSet.evaluateRule(index, activation, host.services);
+            host.current = lists ?? services;
+            const evaluator = evaluators[index];
+            if (evaluator === undefined) return failureOf(`no rule at index ${index}`);
+            // Each rule's root closure, called directly: this call is the hot path of a decision.
+            const outcome = evaluator(activation, hostServices);
             if (outcome === true || outcome === false) return outcome;
-            const message =
-              outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean';
-            return { failure: true, message, missing: missingValue.test(message) };
+            return failureOf(
+              outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean',
+            );
           },
         },
       };

@@ -20,6 +20,7 @@ import {
 } from './slot-test.js';
 import type { CelIssue } from './source.js';
 import { indexValue, inValue } from './standard-library.js';
+import { compileTyped } from './typed-compiler.js';
 import { type CelType, DYN, formatType, type ObjectType } from './types.js';
 import {
   CelError,
@@ -158,7 +159,19 @@ export function compileWithSlots(
     };
   }
   const compiler = new ExpressionCompiler(environment, checked, cost.rangeSizes, fieldSlots);
-  const root = compiler.compileNode(parsed.expr);
+  // Rules of a rule set: typed closures (`typed-compiler.ts`), with the general compiler for what
+  // they do not cover.
+  const typed =
+    fieldSlots !== undefined && checked !== undefined
+      ? compileTyped(parsed.expr, {
+          environment,
+          checked,
+          fieldSlots,
+          rangeSizes: cost.rangeSizes,
+          fallback: (expr) => compiler.compileNode(expr).evaluate,
+        })
+      : undefined;
+  const root = typed === undefined ? compiler.compileNode(parsed.expr) : { evaluate: typed };
   return {
     ok: true,
     program: new Program(text, checked?.type ?? DYN, cost, root, options.expectBoolean === true),

@@ -37,7 +37,11 @@ export class CompiledRuleSet {
   /** The compiled conditions, in the same order. */
   readonly programs: readonly CompiledExpression[];
   private readonly slots: FieldSlots;
-  private readonly evaluators: readonly Evaluator[];
+  /**
+   * The root closure of each rule, in order: call after {@link prepare}; true, false, or a
+   * `CelError`. The fastest way to run one rule (`evaluateRule` checks the index first).
+   */
+  readonly evaluators: readonly Evaluator[];
   private readonly tests: readonly (SlotTest | undefined)[];
 
   /** @internal Use {@link compileRuleSet}. */
