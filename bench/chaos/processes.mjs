@@ -1,7 +1,7 @@
 // Child processes of `npm run chaos`: Vigil nodes and the load generator. Every child is tracked
 // and stopped by its own PID when the run ends, fails or is interrupted; temporary directories are
 // removed. Nothing else is ever signalled.
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -74,6 +74,16 @@ export const randomToken = () => randomBytes(16).toString('hex');
 // Vigil nodes
 
 /**
+ * With `VIGIL_CHAOS_PIN=1` (Linux, `taskset`), nodes run on CPU 1 and the load generator on CPU 0,
+ * so that the generator's work does not come out of the node's capacity: an overload drill then
+ * measures the node, not two processes fighting over two cores.
+ */
+function pin(pid, cpu) {
+  if (process.env.VIGIL_CHAOS_PIN !== '1' || pid === undefined) return;
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/**
  * Starts `apps/server/dist/main.js` on `port` with `dataDir`; resolves once `/readyz` answers 200.
  * `extraEnv` comes last, so `--env=NAME=value` options can set any node setting.
  */
@@ -95,6 +105,7 @@ export async function startNode({ port, dataDir, adminToken, extraEnv = {}, read
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
+  pin(child.pid, 1);
   let output = '';
   const keep = (chunk) => {
     output = (output + chunk.toString()).slice(-16_384);
@@ -191,6 +202,7 @@ export async function startGenerator() {
   const child = track(
     fork(generatorScript, [], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
   );
+  pin(child.pid, 0);
   await new Promise((resolve, reject) => {
     child.once('message', (message) =>
       message?.type === 'ready' ? resolve() : reject(new Error('generator')),
