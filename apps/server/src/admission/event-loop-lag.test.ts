@@ -40,9 +40,26 @@ describe('LagShedder', () => {
     expect(at(25, 0.3).shouldShed(100)).toBe(false);
   });
 
-  it('sheds nothing with fewer requests in flight than its minimum', () => {
-    const shedder = new LagShedder({ lagMs: 1000 }, 20, () => 0.5, 8);
-    expect(shedder.shouldShed(7)).toBe(false);
+  it('sheds with requests in flight, or while requests keep coming; not the first few after a quiet spell', () => {
+    let now = 0;
+    const shedder = new LagShedder(
+      { lagMs: 1000 },
+      20,
+      () => 0.5,
+      8,
+      () => now,
+      100,
+    );
+    const ask = (count: number) => Array.from({ length: count }, () => shedder.shouldShed(0));
+    expect(ask(7)).toEqual(Array(7).fill(false));
+    expect(shedder.shouldShed(0)).toBe(true);
+    // In the next window the last one's arrivals still count.
+    now = 150;
+    expect(shedder.shouldShed(0)).toBe(true);
+    // After a quiet spell the count starts again: a loop late from the node's own work is not a queue.
+    now = 1000;
+    expect(ask(6)).toEqual(Array(6).fill(false));
+    // ...unless requests are waiting in flight.
     expect(shedder.shouldShed(8)).toBe(true);
   });
 

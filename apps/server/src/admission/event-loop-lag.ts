@@ -47,21 +47,40 @@ export class EventLoopLag {
  * that, linearly between (as RED does for queues), so the queue stops growing without the
  * all-or-nothing swings of a hard cut-off. `thresholdMs` 0 turns it off.
  *
- * Only with at least `minInflight` requests in flight: a loop that was late because of the node's
- * own work (start-up, compiling a published policy, a large import) while few requests waited has
- * no queue to shorten, and its next requests are served.
+ * Only where there is a queue to shorten: at least `minimum` requests in flight, or at least
+ * `minimum` asking for admission within the last `arrivalWindowMs` or so (this one included). A
+ * loop that was late because of the node's own work (start-up, compiling a published policy, a
+ * large import) while few requests came has no queue, and its next requests are served. In-flight
+ * requests alone are not enough of a measure: under overload requests wait in sockets before
+ * admission, each is answered soon after it is admitted, and few are in flight at any moment while
+ * the loop runs far behind.
  */
 export class LagShedder {
+  #arrivals = 0;
+  #previous = 0;
+  #windowStart = Number.NEGATIVE_INFINITY;
+
   constructor(
     readonly lag: { lagMs: number },
     readonly thresholdMs: number,
     private readonly random: () => number = Math.random,
-    readonly minInflight = 8,
+    readonly minimum = 8,
+    private readonly now: () => number = () => performance.now(),
+    readonly arrivalWindowMs = 100,
   ) {}
 
   shouldShed(inflight: number): boolean {
     const threshold = this.thresholdMs;
-    if (threshold <= 0 || inflight < this.minInflight) return false;
+    if (threshold <= 0) return false;
+    const now = this.now();
+    if (now - this.#windowStart >= this.arrivalWindowMs) {
+      // The window just ended counts when it ended a moment ago; an older one does not.
+      this.#previous = now - this.#windowStart < 2 * this.arrivalWindowMs ? this.#arrivals : 0;
+      this.#arrivals = 0;
+      this.#windowStart = now;
+    }
+    this.#arrivals += 1;
+    if (inflight < this.minimum && this.#arrivals + this.#previous < this.minimum) return false;
     const over = this.lag.lagMs - threshold;
     return over > 0 && (over >= threshold || this.random() * threshold < over);
   }
