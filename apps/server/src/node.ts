@@ -48,6 +48,8 @@ import {
   guardConfigStore,
   guardDecisionLog,
   guardEnrichment,
+  guardedListMethods,
+  guardedLogMethods,
   guardListStore,
   storeWriteGuard,
 } from './resilience/guarded-ports.js';
@@ -122,29 +124,6 @@ const configStoreCalls = new Set([
   'appendAudit',
   'listAudit',
 ] satisfies (keyof ConfigStore)[]);
-
-/** Decision log calls that read or write PostgreSQL directly (an append goes to the local journal). */
-const decisionLogCalls = new Set([
-  'get',
-  'search',
-  'recordShadows',
-  'addFeedback',
-  'listFeedback',
-  'deleteTenant',
-] satisfies (keyof DecisionLog)[]);
-
-const listStoreCalls = new Set([
-  'lists',
-  'list',
-  'putList',
-  'deleteList',
-  'putEntries',
-  'deleteEntry',
-  'entries',
-  'lookup',
-  'size',
-  'deleteTenant',
-] satisfies (keyof ListStore)[]);
 
 /** How long a node waits at start for its mirror of the lists in Redis. */
 const redisListsLoadMs = 10_000;
@@ -284,7 +263,7 @@ export async function createNode(
         });
   // PostgreSQL failing a search is a 503, not a 500 (SQLite is a local file: its failures are bugs).
   const storeLog: DecisionLog =
-    postgres !== undefined ? unavailableOnFailure(log, 'decision_log', decisionLogCalls) : log;
+    postgres !== undefined ? unavailableOnFailure(log, 'decision_log', guardedLogMethods) : log;
   const guardedLog = guardDecisionLog(storeLog, resilience.guards.decision_log, (tenantId, degraded) =>
     resilience.degraded(tenantId, degraded),
   );
@@ -329,7 +308,7 @@ export async function createNode(
   const lists = guardListStore(
     redisLists === undefined
       ? new SqliteListStore({ path: join(config.VIGIL_DATA_DIR, 'lists.db') })
-      : unavailableOnFailure(redisLists.store, 'list_store', listStoreCalls),
+      : unavailableOnFailure(redisLists.store, 'list_store', guardedListMethods),
     resilience.guards.list_store,
   );
   const registry = fromConfiguration(() => ConfigRegistry.from(configuration.config, ruleCompiler, lists));

@@ -69,7 +69,8 @@ export function guardConfigStore(store: ConfigStore, guard: ComponentGuard): Con
   return decorate(store, guard, (name) => name !== 'close');
 }
 
-const guardedListMethods = new Set<string>([
+/** The list store's asynchronous methods: those that reach the store itself. */
+export const guardedListMethods = new Set<string>([
   'lists',
   'list',
   'putList',
@@ -103,7 +104,8 @@ export function guardListStore(
   });
 }
 
-const guardedLogMethods = new Set<string>([
+/** Decision log calls that reach its store (an append goes to the local journal first). */
+export const guardedLogMethods = new Set<string>([
   'get',
   'search',
   'recordShadows',
