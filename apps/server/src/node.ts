@@ -10,7 +10,6 @@ import {
   type DecisionLog,
   DecisionService,
   FeatureService,
-  type ListStore,
   MemoryCounterStore,
   PolicyStage,
   parseWindow,
