@@ -6,6 +6,7 @@ import type { Environment } from './environment.js';
 import { evaluationGuard as guard } from './evaluation-guard.js';
 import type { FieldSlots } from './field-slots.js';
 import { type OverloadDeclaration, valueFits } from './function-registry.js';
+import { generateRule } from './generated-rules.js';
 import { HostKind, hostKind, readHostValue } from './host-values.js';
 import { parse } from './parser.js';
 import { type Activation, type CompiledExpression, type Evaluator, Program } from './program.js';
@@ -67,6 +68,11 @@ export interface CompileOptions {
   readonly expectBoolean?: boolean;
   /** Type-check against the environment. Default true; false skips checking (dynamic dispatch only). */
   readonly check?: boolean;
+  /**
+   * Rules of a rule set only: generate a JavaScript function where the rule is covered
+   * (`generated-rules.ts`). Default true; false keeps the typed closures (tests compare the two).
+   */
+  readonly generate?: boolean;
 }
 
 /** The outcome of {@link compile}: a program, or every error found. */
@@ -159,10 +165,14 @@ export function compileWithSlots(
     };
   }
   const compiler = new ExpressionCompiler(environment, checked, cost.rangeSizes, fieldSlots);
-  // Rules of a rule set: typed closures (`typed-compiler.ts`), with the general compiler for what
-  // they do not cover.
+  // Rules of a rule set: a generated function (`generated-rules.ts`) where the rule is covered,
+  // else typed closures (`typed-compiler.ts`), with the general compiler for what they do not cover.
+  const generated =
+    fieldSlots !== undefined && checked !== undefined && options.generate !== false
+      ? generateRule(parsed.expr, { environment, checked, rangeSizes: cost.rangeSizes })
+      : undefined;
   const typed =
-    fieldSlots !== undefined && checked !== undefined
+    generated === undefined && fieldSlots !== undefined && checked !== undefined
       ? compileTyped(parsed.expr, {
           environment,
           checked,
@@ -171,7 +181,12 @@ export function compileWithSlots(
           fallback: (expr) => compiler.compileNode(expr).evaluate,
         })
       : undefined;
-  const root = typed === undefined ? compiler.compileNode(parsed.expr) : { evaluate: typed };
+  const root =
+    generated !== undefined
+      ? { evaluate: generated }
+      : typed === undefined
+        ? compiler.compileNode(parsed.expr)
+        : { evaluate: typed };
   return {
     ok: true,
     program: new Program(text, checked?.type ?? DYN, cost, root, options.expectBoolean === true),

@@ -34,7 +34,12 @@ describe('compileRuleSet', () => {
     ruleSet.prepare(withoutAmount);
     expect(ruleSet.evaluateRule(0, withoutAmount)).toBeInstanceOf(CelError);
     expect(ruleSet.evaluateRule(1, withoutAmount)).toBe(true);
-    expect(ruleSet.fieldCount).toBeGreaterThan(0);
+    // Generated rule functions read the fields themselves; typed closures read them from slots.
+    expect(ruleSet.fieldCount).toBe(0);
+    const typed = compileRuleSet(environment, [{ id: 'big', when: 'event.amount > 100.0' }], {
+      generate: false,
+    });
+    expect(typed.ok && typed.ruleSet.fieldCount).toBe(1);
   });
 
   it('refuses the set with every error of every rule, with rule ids and positions', () => {

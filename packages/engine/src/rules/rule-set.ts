@@ -143,12 +143,21 @@ export class CompiledRuleSet {
  * type-check to bool and stay within the cost budget; otherwise every error of every rule is
  * returned, with its rule id, line, column and caret message.
  */
-export function compileRuleSet(environment: Environment, rules: readonly RuleCondition[]): RuleSetResult {
+export function compileRuleSet(
+  environment: Environment,
+  rules: readonly RuleCondition[],
+  options: { readonly generate?: boolean } = {},
+): RuleSetResult {
   const slots = new FieldSlots();
   const programs: Program[] = [];
   const errors: RuleIssue[] = [];
   for (const rule of rules) {
-    const result = compileWithSlots(environment, rule.when, { expectBoolean: true }, slots);
+    const result = compileWithSlots(
+      environment,
+      rule.when,
+      { expectBoolean: true, generate: options.generate !== false },
+      slots,
+    );
     if (result.ok) programs.push(result.program);
     else for (const error of result.errors) errors.push({ ...error, ruleId: rule.id });
   }

@@ -204,38 +204,47 @@ function outcome(value: unknown): unknown {
 const services = { inList: (_list: string, value: unknown) => value === 'vip' };
 
 describe('typed closures of rule sets', () => {
-  it('give what the general compiler gives, errors included, on every expression and activation', () => {
-    const compiled = compileRuleSet(
-      environment,
-      expressions.map((when, index) => ({ id: String(index), when })),
-    );
-    if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors.slice(0, 3)));
-    const { ruleSet } = compiled;
-    const general = expressions.map((text) => {
-      const result = compile(environment, text, { expectBoolean: true });
-      if (!result.ok) throw new Error(`${text}: ${JSON.stringify(result.errors)}`);
-      return result.program;
-    });
-    const differences: string[] = [];
-    let compared = 0;
-    for (const activation of activations()) {
-      ruleSet.prepare(activation);
-      for (let index = 0; index < expressions.length; index++) {
-        const typed = outcome(ruleSet.evaluateRule(index, activation, services as never));
-        const expected = outcome(general[index]?.evaluate(activation, services as never));
-        compared++;
-        if (JSON.stringify(typed) !== JSON.stringify(expected)) {
-          differences.push(
-            `${expressions[index]} on ${JSON.stringify(activation.event, (_key, value) =>
-              typeof value === 'bigint' ? `${value}n` : value,
-            )}: typed ${JSON.stringify(typed)}, general ${JSON.stringify(expected)}`,
-          );
+  // Both fast paths of rule sets: typed closures alone, and generated functions (`generated-rules.ts`)
+  // for the rules they cover, typed closures for the rest.
+  it.each([
+    ['typed closures', false],
+    ['generated functions', true],
+  ])(
+    '%s give what the general compiler gives, errors included, on every expression and activation',
+    (_name, generate) => {
+      const compiled = compileRuleSet(
+        environment,
+        expressions.map((when, index) => ({ id: String(index), when })),
+        { generate },
+      );
+      if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors.slice(0, 3)));
+      const { ruleSet } = compiled;
+      const general = expressions.map((text) => {
+        const result = compile(environment, text, { expectBoolean: true });
+        if (!result.ok) throw new Error(`${text}: ${JSON.stringify(result.errors)}`);
+        return result.program;
+      });
+      const differences: string[] = [];
+      let compared = 0;
+      for (const activation of activations()) {
+        ruleSet.prepare(activation);
+        for (let index = 0; index < expressions.length; index++) {
+          const typed = outcome(ruleSet.evaluateRule(index, activation, services as never));
+          const expected = outcome(general[index]?.evaluate(activation, services as never));
+          compared++;
+          if (JSON.stringify(typed) !== JSON.stringify(expected)) {
+            differences.push(
+              `${expressions[index]} on ${JSON.stringify(activation.event, (_key, value) =>
+                typeof value === 'bigint' ? `${value}n` : value,
+              )}: typed ${JSON.stringify(typed)}, general ${JSON.stringify(expected)}`,
+            );
+          }
         }
       }
-    }
-    expect(differences).toEqual([]);
-    expect(compared).toBe(expressions.length * activations().length);
-  });
+      expect(differences).toEqual([]);
+      expect(compared).toBe(expressions.length * activations().length);
+    },
+  );
 
   it('refuses a list element of the wrong type, as the rule-set path always did', () => {
     // The general compiler reads a comprehension variable unchecked; rule sets check it against the
@@ -286,11 +295,18 @@ describe('typed closures of rule sets', () => {
     expect(covered('models.score > 0.5')).toBe(true);
   });
 
-  it('stops a long scan when the CPU guard trips', () => {
-    const compiled = compileRuleSet(environment, [
-      { id: 'scan', when: "event.tags.exists(t, t == 'never')" },
-      { id: 'contains', when: "event.email.contains('never')" },
-    ]);
+  it.each([
+    ['typed closures', false],
+    ['generated functions', true],
+  ])('%s stop a long scan when the CPU guard trips', (_name, generate) => {
+    const compiled = compileRuleSet(
+      environment,
+      [
+        { id: 'scan', when: "event.tags.exists(t, t == 'never')" },
+        { id: 'contains', when: "event.email.contains('never')" },
+      ],
+      { generate },
+    );
     if (!compiled.ok) throw new Error('compile');
     const activation: Activation = {
       event: {

@@ -54,7 +54,7 @@ const MODULUS_BY_ZERO = new CelError('modulus by zero');
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const MIN_SAFE = Number.MIN_SAFE_INTEGER;
 /** Below this magnitude, `Math.trunc(x / y)` of two ints is exact. */
-const EXACT_DIVISION = 2 ** 52;
+export const EXACT_DIVISION = 2 ** 52;
 const TWO_TO_63 = 2 ** 63;
 
 /** The compiler of the nodes it does not cover: the general closure compiler. */
@@ -112,12 +112,12 @@ function kindOf(type: CelType | undefined): Kind {
 }
 
 /** An int as this compiler represents it: a safe-integer number, else the bigint. */
-function intValue(value: bigint): number | bigint {
+export function intValue(value: bigint): number | bigint {
   return value >= BigInt(MIN_SAFE) && value <= BigInt(MAX_SAFE) ? Number(value) : value;
 }
 
 /** `x op y` on ints beyond the safe range, exactly, with CEL's overflow error. */
-function bigIntOperation(
+export function bigIntOperation(
   operation: string,
   x: number | bigint,
   y: number | bigint,
@@ -147,7 +147,7 @@ function bigIntOperation(
 }
 
 /** `int(x)` of a double beyond the safe range (CEL truncates; out of int64 is an error). */
-function bigDoubleToInt(value: number): number | bigint | CelError {
+export function bigDoubleToInt(value: number): number | bigint | CelError {
   if (!Number.isFinite(value) || value <= -TWO_TO_63 || value >= TWO_TO_63) {
     return new CelError('int range error');
   }
@@ -155,9 +155,9 @@ function bigDoubleToInt(value: number): number | bigint | CelError {
 }
 
 /** A relation `x op y` on two numbers, or on ints that may be bigints (compared exactly). */
-type Relation = '<' | '<=' | '>' | '>=' | '==' | '!=';
+export type Relation = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
-const RELATIONS: ReadonlyMap<string, Relation> = new Map<string, Relation>([
+export const RELATIONS: ReadonlyMap<string, Relation> = new Map<string, Relation>([
   ['_<_', '<'],
   ['_<=_', '<='],
   ['_>_', '>'],
@@ -176,7 +176,7 @@ const MIRRORED: Readonly<Record<Relation, Relation>> = {
 };
 
 /** Overload ids of the calls this compiler covers, by what they do. */
-const STRING_TESTS: ReadonlyMap<string, 'startsWith' | 'endsWith' | 'contains'> = new Map([
+export const STRING_TESTS: ReadonlyMap<string, 'startsWith' | 'endsWith' | 'contains'> = new Map([
   ['starts_with_string', 'startsWith'],
   ['ends_with_string', 'endsWith'],
   ['contains_string', 'contains'],
@@ -1109,12 +1109,12 @@ class TypedCompiler {
 }
 
 /** An error value as it is, anything else (a value of the wrong type) as `no such overload`. */
-function failureOf(value: unknown): CelError {
+export function failureOf(value: unknown): CelError {
   return value instanceof CelError ? value : NO_SUCH_OVERLOAD;
 }
 
 /** A double field: a number, or an int the host gave as bigint. */
-function readDouble(value: unknown, missing: CelError, wrongType: CelError): unknown {
+export function readDouble(value: unknown, missing: CelError, wrongType: CelError): unknown {
   return typeof value === 'number'
     ? value
     : typeof value === 'bigint'
@@ -1125,14 +1125,14 @@ function readDouble(value: unknown, missing: CelError, wrongType: CelError): unk
 }
 
 /** An int field: a safe-integer number or a bigint, as the host gave it. */
-function readInt(value: unknown, missing: CelError, wrongType: CelError): unknown {
+export function readInt(value: unknown, missing: CelError, wrongType: CelError): unknown {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : wrongType;
   if (typeof value === 'bigint') return intValue(value);
   return value === undefined ? missing : wrongType;
 }
 
 /** The number of code points of a string, scanning it only when its length does not tell. */
-function stringSize(text: string): number | CelError {
+export function stringSize(text: string): number | CelError {
   const length = text.length;
   if (length === 0) return 0;
   if (guard.spend(length * 0.1)) return guard.error;
@@ -1144,7 +1144,12 @@ function stringSize(text: string): number | CelError {
 const LOW_SURROGATE = /[\uDC00-\uDFFF]/;
 
 /** `x relation y` for values of the mode's kind (ints compared exactly, or as doubles). */
-function compare(relation: Relation, mode: 'int' | 'double' | 'identity', x: unknown, y: unknown): boolean {
+export function compare(
+  relation: Relation,
+  mode: 'int' | 'double' | 'identity',
+  x: unknown,
+  y: unknown,
+): boolean {
   let a = x as number | bigint;
   let b = y as number | bigint;
   if (mode === 'double') {
