@@ -15,8 +15,6 @@ interface ShapePlan {
   readonly prefix: number;
   /** How many leading keys a fill walks: `prefix`, or all the keys. */
   readonly end: number;
-  /** The copy of the fill loop that reads objects of this shape (see {@link FILLERS}). */
-  readonly filler: Filler;
 }
 
 /** The slots of one top-level object (`event`, `features`, ...). */
@@ -31,17 +29,8 @@ interface RootPlan {
 
 const MAX_SHAPES = 4;
 
-type Filler = (shape: ShapePlan, object: Record<string, unknown>, values: unknown[]) => void;
-
-/*
- * The same loop eight times, on purpose. `object[key]` inside `for...in` is a fast load from the
- * object's enum cache while the loop has seen few hidden classes, and a megamorphic keyed load
- * (about 30 ns) once it has seen more than four: events of one type come in a few key orders (one
- * per combination of optional fields) and each key order in one or two hidden classes. Each shape
- * plan gets its own copy of the loop, so each copy sees only the hidden classes of its key order
- * (measured: about 2x faster on the reference policy's events, which come in 4 key orders).
- */
-function fill0(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
+/** Fills the slots from an object whose keys were matched against `shape` (see `fillShape`). */
+function fillFromShape(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
   const slots = shape.slots;
   const end = shape.end;
   let position = 0;
@@ -52,87 +41,6 @@ function fill0(shape: ShapePlan, object: Record<string, unknown>, values: unknow
     position++;
   }
 }
-function fill1(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill2(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill3(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill4(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill5(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill6(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-function fill7(shape: ShapePlan, object: Record<string, unknown>, values: unknown[]): void {
-  const slots = shape.slots;
-  const end = shape.end;
-  let position = 0;
-  for (const key in object) {
-    if (position === end) return;
-    const slot = slots[position] as number;
-    if (slot >= 0) values[slot] = object[key];
-    position++;
-  }
-}
-
-const FILLERS: readonly Filler[] = [fill0, fill1, fill2, fill3, fill4, fill5, fill6, fill7];
-/** The copy the next new shape gets, round robin over every rule set of the process. */
-let nextFiller = 0;
 
 /**
  * The fields of top-level objects (`event.amount`, `features.count_1h`) read by a set of compiled
@@ -205,8 +113,7 @@ export class FieldSlots {
 
   /**
    * Fills from an object of a known shape; false when the object has another shape. The keys are
-   * checked first without loading any value, so a copy of the fill loop only ever loads from
-   * objects of its own shape.
+   * checked first without loading any value.
    */
   private fillShape(shape: ShapePlan, object: Record<string, unknown>): boolean {
     const keys = shape.keys;
@@ -219,7 +126,7 @@ export class FieldSlots {
     }
     if (position !== keys.length && position !== prefix) return false;
     const values = this.values;
-    shape.filler(shape, object, values);
+    fillFromShape(shape, object, values);
     const absent = shape.absent;
     for (let index = 0; index < absent.length; index++) values[absent[index] as number] = undefined;
     return true;
@@ -233,9 +140,7 @@ export class FieldSlots {
     const absent = [...plan.fields.values()].filter((slot) => !present.has(slot));
     const lastUsed = slots.reduce((last, slot, position) => (slot >= 0 ? position : last), -1);
     const prefix = absent.length === 0 ? lastUsed + 1 : -1;
-    const filler = FILLERS[nextFiller] as Filler;
-    nextFiller = (nextFiller + 1) % FILLERS.length;
-    const shape: ShapePlan = { keys, slots, absent, prefix, end: prefix >= 0 ? prefix : keys.length, filler };
+    const shape: ShapePlan = { keys, slots, absent, prefix, end: prefix >= 0 ? prefix : keys.length };
     plan.shapes = [shape, ...plan.shapes.slice(0, MAX_SHAPES - 1)];
     const values = this.values;
     for (const [field, slot] of plan.fields)
