@@ -115,6 +115,13 @@ export const ConfigSchema = Type.Object({
     description:
       'CPU guard: how long the rules of one policy may run on one event (ms); rules still running are cut off, reported in `errors` and follow `on_missing`.',
   }),
+  VIGIL_TENANT_RULE_CPU_MS_PER_S: Type.Integer({
+    minimum: 0,
+    maximum: 1000,
+    default: 200,
+    description:
+      "Each tenant's share of a node's time for rules, in ms per second (1000: a whole core), holding one second's worth; a tenant over it has its rules cut off after microseconds of work (degraded `policy_cpu`) until it refills. Only evaluations long enough for the CPU guard to time count. `0`: no share.",
+  }),
   VIGIL_SHUTDOWN_DELAY_MS: Type.Integer({
     minimum: 0,
     maximum: 60_000,

@@ -13,6 +13,7 @@ import {
   MemoryCounterStore,
   PolicyStage,
   parseWindow,
+  TenantRuleCpu,
 } from '@vigil/engine';
 import { createEnrichment, loadIpDatabaseInWorker } from '@vigil/enrichment';
 import { VigilError } from '@vigil/protocol';
@@ -426,6 +427,9 @@ export async function createNode(
           (tenantId, eventType) => registry.serving(tenantId, eventType),
           lists,
           config.VIGIL_POLICY_CPU_BUDGET_MS,
+          config.VIGIL_TENANT_RULE_CPU_MS_PER_S > 0
+            ? new TenantRuleCpu(config.VIGIL_TENANT_RULE_CPU_MS_PER_S)
+            : undefined,
         ),
         resilience.guards.list_store,
         resilience.guards.external_data,

@@ -18,6 +18,7 @@ export * from './policy/policy-model.js';
 export * from './policy/policy-stage.js';
 export * from './policy/serving-policies.js';
 export * from './policy/strategy.js';
+export * from './policy/tenant-rule-cpu.js';
 export * from './ports/config-store.js';
 export * from './ports/counter-store.js';
 export * from './ports/decision-log.js';

@@ -4,6 +4,7 @@ import type { LocalListIndex } from '../ports/list-store.js';
 import type { CompiledPolicy, RuleActivation } from './policy-model.js';
 import type { ServingPolicies } from './serving-policies.js';
 import { canaryBucket, defaultPolicyCpuBudgetMs, evaluatePolicy } from './strategy.js';
+import type { TenantRuleCpu } from './tenant-rule-cpu.js';
 
 /** Builds what rules see of an event: its fields plus `type`, `id` and `timestamp`. */
 export function activationOf(context: DecisionContext): RuleActivation {
@@ -28,6 +29,8 @@ export class PolicyStage implements DecisionStage {
     /** The lists `in_list` reads; without it every list is empty. */
     private readonly lists?: LocalListIndex,
     private readonly cpuBudgetMs: number = defaultPolicyCpuBudgetMs,
+    /** Each tenant's share of the node's time for rules; without it, only the per-event budget. */
+    private readonly tenantCpu?: TenantRuleCpu,
   ) {}
 
   run(context: DecisionContext): void {
@@ -40,13 +43,15 @@ export class PolicyStage implements DecisionStage {
       policy = serving.canary.policy;
     }
     if (policy === null) return;
+    const tenantCpu = this.tenantCpu;
     const outcome = evaluatePolicy(
       policy,
       activationOf(context),
       context.lists,
-      this.cpuBudgetMs,
+      tenantCpu === undefined ? this.cpuBudgetMs : tenantCpu.budget(context.tenantId, this.cpuBudgetMs),
       context.plan.rulesCutoff,
     );
+    if (outcome.cpuMs > 0) tenantCpu?.charge(context.tenantId, outcome.cpuMs);
     if (outcome.cutOff !== null)
       context.markDegraded(outcome.cutOff === 'cpu' ? 'policy_cpu' : 'policy_deadline');
     context.verdict = outcome.verdict;

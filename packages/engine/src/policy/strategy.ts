@@ -29,6 +29,11 @@ export interface PolicyOutcome {
    * when the decision's deadline arrived first. The rules left are in `errors`.
    */
   cutOff: 'cpu' | 'deadline' | null;
+  /**
+   * How long the rules ran, in ms, as the CPU guard measured it: 0 for an evaluation too short
+   * for the guard to read the clock (microseconds), so a cheap policy costs no clock read.
+   */
+  cpuMs: number;
 }
 
 /**
@@ -61,6 +66,7 @@ export function evaluatePolicy(
   const guard = evaluationGuard;
   guard.arm(cpuBudgetMs, deadline);
   let cutOff: PolicyOutcome['cutOff'] = null;
+  let cpuMs = 0;
   try {
     compiled.prepare(activation);
     for (let index = 0; index < inputs.length; index += 1) {
@@ -97,6 +103,7 @@ export function evaluatePolicy(
     }
     cutOff = guard.cut;
   } finally {
+    cpuMs = guard.elapsedMs();
     guard.disarm();
   }
   score = Math.min(100, Math.max(0, score));
@@ -106,7 +113,7 @@ export function evaluatePolicy(
       if (threshold !== undefined && score >= threshold) verdict = worse(verdict, level);
     }
   }
-  return { verdict, score, rules, tags, errors, cutOff };
+  return { verdict, score, rules, tags, errors, cutOff, cpuMs };
 }
 
 /**

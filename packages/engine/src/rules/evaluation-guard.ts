@@ -41,6 +41,8 @@ export class EvaluationGuard {
   #budgetMs = Number.POSITIVE_INFINITY;
   /** `performance.now()` by which evaluation must end whatever the budget (the decision's deadline). */
   #deadline = Number.POSITIVE_INFINITY;
+  /** `performance.now()` at the first clock read of this evaluation; NaN until then. */
+  #start = Number.NaN;
 
   /**
    * Starts guarding an evaluation: it may use `budgetMs` of time from the first clock read, and
@@ -52,6 +54,15 @@ export class EvaluationGuard {
     this.#cutoff = Number.NaN;
     this.#budgetMs = budgetMs;
     this.#deadline = deadline;
+    this.#start = Number.NaN;
+  }
+
+  /**
+   * The time this evaluation has run since the guard first read the clock, in ms; 0 when it never
+   * did (less than {@link GUARD_CHECK_UNITS} of work: microseconds). Reads the clock only then.
+   */
+  elapsedMs(): number {
+    return Number.isNaN(this.#start) ? 0 : performance.now() - this.#start;
   }
 
   /** Stops guarding: later evaluations on this thread run unlimited until the next {@link arm}. */
@@ -78,7 +89,10 @@ export class EvaluationGuard {
       return false;
     }
     const now = performance.now();
-    if (Number.isNaN(this.#cutoff)) this.#cutoff = Math.min(now + this.#budgetMs, this.#deadline);
+    if (Number.isNaN(this.#cutoff)) {
+      this.#start = now;
+      this.#cutoff = Math.min(now + this.#budgetMs, this.#deadline);
+    }
     if (now <= this.#cutoff) return false;
     this.cut = this.#cutoff === this.#deadline ? 'deadline' : 'cpu';
     this.credit = 0;
