@@ -1,9 +1,9 @@
 import type { ListMembership } from '../lists/decision-lists.js';
 import { createEnvironment } from '../rules/environment.js';
-import { compileRuleSet } from '../rules/rule-set.js';
+import { compileRuleSet, RULE_SET_NOT_STARTED } from '../rules/rule-set.js';
 import { CelError } from '../rules/values.js';
 import { EMPTY_RULE_SERVICES, type RuleServices } from '../rules/vigil-functions.js';
-import type { RuleCompiler, RuleFailure } from './policy-model.js';
+import { RULE_NOT_STARTED, type RuleCompiler, type RuleFailure, type RuleResult } from './policy-model.js';
 
 /**
  * The host's services with `in_list` answered by whatever membership is current: the evaluation
@@ -86,6 +86,21 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
             return failureOf(
               outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean',
             );
+          },
+          evaluateAll(activation, lists, stopAtHit, results: RuleResult[]): number {
+            host.current = lists ?? services;
+            const count = ruleSet.runAll(activation, hostServices, results, stopAtHit);
+            for (let index = 0; index < count; index++) {
+              const outcome = results[index] as unknown;
+              if (outcome === true || outcome === false) continue;
+              results[index] =
+                outcome === RULE_SET_NOT_STARTED
+                  ? RULE_NOT_STARTED
+                  : failureOf(
+                      outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean',
+                    );
+            }
+            return count;
           },
         },
       };

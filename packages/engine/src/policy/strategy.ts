@@ -1,7 +1,13 @@
 import type { DecisionResponse, Verdict } from '@vigil/protocol';
 import type { ListMembership } from '../lists/decision-lists.js';
 import { evaluationGuard } from '../rules/evaluation-guard.js';
-import type { CompiledPolicy, RuleActivation } from './policy-model.js';
+import {
+  type CompiledPolicy,
+  type CompiledRules,
+  RULE_NOT_STARTED,
+  type RuleActivation,
+  type RuleResult,
+} from './policy-model.js';
 
 /**
  * How long one policy's rules may run on one event, in ms of wall time on the event loop, when
@@ -69,18 +75,19 @@ export function evaluatePolicy(
   let cpuMs = 0;
   try {
     compiled.prepare(activation);
-    for (let index = 0; index < inputs.length; index += 1) {
+    const stopAtHit = policy.strategy === 'first_match';
+    const count =
+      compiled.evaluateAll === undefined
+        ? evaluateEach(compiled, activation, lists, stopAtHit, results)
+        : compiled.evaluateAll(activation, lists, stopAtHit, results);
+    for (let index = 0; index < count; index += 1) {
       const input = inputs[index] as (typeof inputs)[number];
-      // Work is charged as it is done: a unit per rule here, a unit per loop iteration and a tenth
-      // per character scanned inside the rules. So a policy doing little work never reads the
-      // clock (a pause of the process cannot cut it off), and a rule is not started once the
-      // budget is spent.
-      if (guard.spend(1)) {
+      const result = results[index] as RuleResult;
+      if (result === RULE_NOT_STARTED) {
         errors.push({ rule: input.id, message: guard.error.message });
         if (policy.onMissing === 'review') verdict = worse(verdict, 'review');
         continue;
       }
-      const result = compiled.evaluate(index, activation, lists);
       if (result === false) continue;
       if (result !== true) {
         errors.push({ rule: input.id, message: result.message });
@@ -114,6 +121,38 @@ export function evaluatePolicy(
     }
   }
   return { verdict, score, rules, tags, errors, cutOff, cpuMs };
+}
+
+/**
+ * Results of the policy being evaluated, reused (evaluation is synchronous, one policy at a time);
+ * only booleans, failures and the not-started mark are kept in it.
+ */
+const results: RuleResult[] = [];
+
+/**
+ * {@link CompiledRules.evaluateAll} for rules that only evaluate one at a time. Work is charged as
+ * it is done: a unit per rule here, a unit per loop iteration and a tenth per character scanned
+ * inside the rules. So a policy doing little work never reads the clock (a pause of the process
+ * cannot cut it off), and a rule is not started once the budget is spent.
+ */
+function evaluateEach(
+  compiled: CompiledRules,
+  activation: RuleActivation,
+  lists: ListMembership | undefined,
+  stopAtHit: boolean,
+  into: RuleResult[],
+): number {
+  const count = compiled.inputs.length;
+  for (let index = 0; index < count; index += 1) {
+    if (evaluationGuard.spend(1)) {
+      into[index] = RULE_NOT_STARTED;
+      continue;
+    }
+    const result = compiled.evaluate(index, activation, lists);
+    into[index] = result;
+    if (stopAtHit && result === true) return index + 1;
+  }
+  return count;
 }
 
 /**

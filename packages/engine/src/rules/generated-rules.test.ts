@@ -146,6 +146,10 @@ describe('generated rule functions', () => {
         const value = compiled.ruleSet.evaluateRule(0, activation);
         return typeof value === 'boolean' ? value : value.message;
       });
+      const activation = { event: { amount: 20, country: 'FR' }, features: {}, models: {} };
+      compiled.ruleSet.prepare(activation);
+      const all = [];
+      results.push(compiled.ruleSet.runAll(activation, {}, all, false), ...all);
       let blocked = false;
       try { new Function('return 1'); } catch { blocked = true; }
       process.stdout.write(JSON.stringify({ blocked, results }));
@@ -155,6 +159,9 @@ describe('generated rule functions', () => {
       ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script],
       { encoding: 'utf8' },
     );
-    expect(JSON.parse(output)).toEqual({ blocked: true, results: [true, false, 'no such key: amount'] });
+    expect(JSON.parse(output)).toEqual({
+      blocked: true,
+      results: [true, false, 'no such key: amount', 1, true],
+    });
   });
 });

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from './compiler.js';
 import { createEnvironment } from './environment.js';
+import { evaluationGuard } from './evaluation-guard.js';
 import { overload } from './function-registry.js';
-import { compileRuleSet } from './rule-set.js';
+import { compileRuleSet, RULE_SET_NOT_STARTED } from './rule-set.js';
 import { paymentActivation, paymentEnvironment } from './test-environment.js';
 import { BOOL, STRING } from './types.js';
 import { CelError } from './values.js';
+import { EMPTY_RULE_SERVICES } from './vigil-functions.js';
 
 const environment = paymentEnvironment();
 
@@ -40,6 +42,42 @@ describe('compileRuleSet', () => {
       generate: false,
     });
     expect(typed.ok && typed.ruleSet.fieldCount).toBe(1);
+  });
+
+  it('runs every rule in order, stops after the first hit when asked, and marks rules the guard left out', () => {
+    const result = compileRuleSet(environment, [
+      { id: 'small', when: 'event.amount < 1.0' },
+      { id: 'big', when: 'event.amount > 100.0' },
+      { id: 'division-by-zero', when: 'event.latitude / 0.0 > 1.0 && event.quantity / 0 > 1' },
+      { id: 'fr', when: "event.country == 'FR'" },
+    ]);
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    const { ruleSet } = result;
+    const activation = paymentActivation();
+    ruleSet.prepare(activation);
+    const results: unknown[] = [];
+    expect(ruleSet.runAll(activation, EMPTY_RULE_SERVICES, results, false)).toBe(4);
+    expect(results.map((value) => (value instanceof CelError ? 'error' : value))).toEqual([
+      false,
+      true,
+      'error',
+      true,
+    ]);
+    expect(ruleSet.runAll(activation, EMPTY_RULE_SERVICES, results, true)).toBe(2);
+    // With the guard tripped, no rule starts.
+    evaluationGuard.arm(0, Number.NEGATIVE_INFINITY);
+    try {
+      evaluationGuard.credit = 0;
+      expect(ruleSet.runAll(activation, EMPTY_RULE_SERVICES, results, false)).toBe(4);
+    } finally {
+      evaluationGuard.disarm();
+    }
+    expect(results).toEqual([
+      RULE_SET_NOT_STARTED,
+      RULE_SET_NOT_STARTED,
+      RULE_SET_NOT_STARTED,
+      RULE_SET_NOT_STARTED,
+    ]);
   });
 
   it('refuses the set with every error of every rule, with rule ids and positions', () => {

@@ -1,11 +1,16 @@
 import { compileWithSlots } from './compiler.js';
 import type { Environment } from './environment.js';
+import { evaluationGuard as guard } from './evaluation-guard.js';
 import { FieldSlots } from './field-slots.js';
+import { generateRunner, type RuleRunner } from './generated-rules.js';
 import type { Activation, CompiledExpression, Evaluator, Program } from './program.js';
 import { runJunction, runLeaf, runSlotTest, type SlotTest, SlotTestOperation } from './slot-test.js';
 import type { CelIssue } from './source.js';
 import { CelError } from './values.js';
 import { EMPTY_RULE_SERVICES, type RuleServices } from './vigil-functions.js';
+
+/** A rule {@link CompiledRuleSet.runAll} did not start because the CPU guard had tripped. */
+export const RULE_SET_NOT_STARTED: unique symbol = Symbol('rule not started');
 
 /** One rule's condition to compile. */
 export interface RuleCondition {
@@ -119,6 +124,34 @@ export class CompiledRuleSet {
     }
     return results;
   }
+
+  /**
+   * Evaluates the rules in order into `results` (after {@link prepare}) and returns how many it
+   * wrote: true, false, a `CelError`, or {@link RULE_SET_NOT_STARTED} for a rule not started
+   * because the CPU guard tripped (it is charged one unit before each rule). With `stopAtHit` it
+   * stops after the first rule that holds. The hot path of a decision: a generated runner calls
+   * each rule from its own call site (`generateRunner`); without code generation, a loop does.
+   */
+  runAll(activation: Activation, services: RuleServices, results: unknown[], stopAtHit: boolean): number {
+    this.#runner ??= generateRunner(this.evaluators, RULE_SET_NOT_STARTED) ?? this.#loop;
+    return this.#runner(activation, services, results, stopAtHit);
+  }
+
+  #runner: RuleRunner | undefined;
+
+  readonly #loop: RuleRunner = (activation, services, results, stopAtHit) => {
+    const evaluators = this.evaluators;
+    for (let index = 0; index < evaluators.length; index++) {
+      if (guard.spend(1)) {
+        results[index] = RULE_SET_NOT_STARTED;
+        continue;
+      }
+      const value = (evaluators[index] as Evaluator)(activation as Activation, services as RuleServices);
+      results[index] = value;
+      if (stopAtHit && value === true) return index + 1;
+    }
+    return evaluators.length;
+  };
 
   private run(index: number, activation: Activation, services: RuleServices): boolean | CelError {
     // A rule whose root is a slot test runs without a closure call (see `slot-test.ts`).
