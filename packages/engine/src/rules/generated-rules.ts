@@ -314,8 +314,9 @@ class Generator {
     if (ref === undefined) {
       ref = `k${this.constants.length}`;
       this.constants.push(value);
-      // Objects (errors, sets) are never shared by identity on purpose; primitives are.
-      if (typeof value !== 'object') this.constantRefs.set(value, ref);
+      // Primitives are shared; objects (errors, sets) are not, and neither is -0, which a Map
+      // would take for 0.
+      if (typeof value !== 'object' && !Object.is(value, -0)) this.constantRefs.set(value, ref);
     }
     return ref;
   }
