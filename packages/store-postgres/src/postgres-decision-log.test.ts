@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { decisionLogContract, sampleRecord } from '@vigil/engine/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPool, type PostgresSettings } from './pg-pool.js';
-import { PostgresDecisionLog, type PostgresDecisionLogOptions } from './postgres-decision-log.js';
+import {
+  findByEventIdsSql,
+  PostgresDecisionLog,
+  type PostgresDecisionLogOptions,
+} from './postgres-decision-log.js';
 import {
   createSchema,
   createTestDatabase,
@@ -247,6 +251,83 @@ describe('PostgresDecisionLog', () => {
     query.mockRestore();
     await log.close();
     await pool.end();
+  });
+
+  it('sends the records of many turns in one INSERT after the delivery delay, or at once for a read', async () => {
+    const settings = await freshSettings();
+    const pool = createPool(settings);
+    // A delay far longer than the test: nothing is delivered by the timer here.
+    const log = new PostgresDecisionLog({ pool, journalPath: journalPath(), deliveryDelayMs: 60_000 });
+    await log.maintainPartitions();
+    const query = vi.spyOn(pool, 'query');
+    const records = Array.from({ length: 3 }, (_, index) =>
+      sampleRecord({ event: { type: 'payment', id: `gathered-${index}`, timestamp: 't', fields: {} } }),
+    );
+    // One turn each: three journal writes, queued for PostgreSQL together.
+    for (const record of records) await log.append(record);
+    expect(log.spooled()).toBe(3);
+    expect(await log.get('tenant-a', records[1]?.decisionId as string)).toEqual(records[1]);
+    const inserts = () =>
+      query.mock.calls.filter(([config]) => (config as { name?: string }).name === 'vigil_insert_decisions');
+    // Shadow results wait for their decision's delivery without hurrying it.
+    const shadow = { version: 2, verdict: 'review' as const, score: 10, rules: ['r1'], errors: [] };
+    const first = records[0] as (typeof records)[number];
+    const shadowsRecorded = log.recordShadows('tenant-a', first.decisionId, [shadow]);
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(inserts()).toHaveLength(0);
+    expect(log.spooled()).toBe(3);
+    // A search sends what waits, without waiting for the delay.
+    expect((await log.search({ tenantId: 'tenant-a', limit: 10 })).records).toHaveLength(3);
+    expect(inserts()).toHaveLength(1);
+    expect(log.spooled()).toBe(0);
+    await shadowsRecorded;
+    expect((await log.get('tenant-a', first.decisionId))?.shadows).toEqual([shadow]);
+    query.mockRestore();
+    await log.close();
+    await pool.end();
+    expect(await countRows(settings)).toEqual({ n: 3, distinct: 3 });
+  });
+
+  it('delivers after the delivery delay without a read, and close delivers what waits', async () => {
+    const settings = await freshSettings();
+    const path = journalPath();
+    const log = openLog(settings, path, { deliveryDelayMs: 20 });
+    await log.append(sampleRecord({ event: { type: 'payment', id: 'timed-1', timestamp: 't', fields: {} } }));
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 5_000, interval: 10 });
+    await log.close();
+    const waiting = openLog(settings, path, { deliveryDelayMs: 60_000 });
+    await waiting.append(
+      sampleRecord({ event: { type: 'payment', id: 'timed-2', timestamp: 't', fields: {} } }),
+    );
+    await waiting.close();
+    expect(await countRows(settings)).toEqual({ n: 2, distinct: 2 });
+  });
+
+  it('plans the idempotency lookups on the event index even while the tables are empty', async () => {
+    // The lookup is a named statement, whose generic plan is often made on a connection's first
+    // lookups, while today's partition is still empty. That plan must find the rows by event id
+    // (decisions_by_event), not walk the tenant's day in time order (decisions_by_time) filtering
+    // on it, which reads the whole day per lookup once the day fills up.
+    const settings = await freshSettings();
+    const pool = createPool(settings);
+    const log = new PostgresDecisionLog({ pool, journalPath: journalPath() });
+    await log.maintainPartitions();
+    const client = await pool.connect();
+    try {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query(`PREPARE lookups (text[], text[], text[], bigint[]) AS ${findByEventIdsSql}`);
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+        "EXPLAIN EXECUTE lookups (ARRAY['tenant-a'], ARRAY['evt-1'], ARRAY['decision'], ARRAY[0]::bigint[])",
+      );
+      const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+      const scans = plan.split('\n').filter((line) => /Scan.* on decisions_\d{8}/.test(line));
+      expect(scans).toHaveLength(3);
+      for (const scan of scans) expect(scan).toMatch(/Index Scan using \S*_event_id_kind_created_at_idx/);
+    } finally {
+      client.release();
+      await log.close();
+      await pool.end();
+    }
   });
 
   it('refuses a cursor it did not make', async () => {

@@ -31,6 +31,13 @@ export interface PostgresDecisionLogOptions {
   journalRotationBytes?: number;
   /** Most records sent in one INSERT (default 2 000); one turn's records always go together. */
   maxBatchRecords?: number;
+  /**
+   * Longest time a journalled record waits for more to go to PostgreSQL with it, ms (default 50;
+   * 0: each batch is sent as soon as the previous one is in). The answers never wait for it (the
+   * journal holds the records), nor do this node's reads (they are served from memory, or send
+   * what waits first); it is how much later another node finds an event id in PostgreSQL.
+   */
+  deliveryDelayMs?: number;
   /** Daily partitions created ahead of today (default 2). */
   partitionsAhead?: number;
   /** Days of partitions kept; older ones are dropped daily. Default: kept forever. */
@@ -61,11 +68,36 @@ interface Lookup {
 /** Most lookups sent in one query. */
 const maxLookupsPerQuery = 500;
 
+/**
+ * The idempotency lookups of one turn: per lookup, the newest matching record (as a single lookup
+ * would find it), by its index in the arrays.
+ *
+ * The matching rows are chosen in a subquery of their own (`OFFSET 0` keeps the planner from
+ * merging it into the ordered `LIMIT 1`), so that they are found with `decisions_by_event`. As a
+ * named statement this gets a generic plan, made on a connection's first lookups, often while
+ * today's partition is still empty; with `ORDER BY ... LIMIT 1` over the whole table, that plan
+ * walked `decisions_by_time` backwards and filtered on the event id, which is cheap on an empty
+ * table and reads every row of the tenant's day once the day fills up. Few rows match an event
+ * id (usually none or one), so sorting them is nothing.
+ */
+export const findByEventIdsSql = `SELECT q.i, d.body
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+         WITH ORDINALITY AS q(tenant_id, event_id, kind, since, i)
+  CROSS JOIN LATERAL (
+    SELECT body FROM (
+      SELECT body, created_at, seq FROM decisions
+       WHERE tenant_id = q.tenant_id AND event_id = q.event_id AND kind = q.kind
+         AND created_at >= q.since
+      OFFSET 0) matching
+     ORDER BY created_at DESC, seq DESC LIMIT 1) d`;
+
 /** One turn's records, written to the journal together, and where the journal ended after them. */
 interface Batch {
   records: DecisionRecord[];
   lines: string[];
   end: JournalPosition;
+  /** When it was queued (`Date.now()`; 0 for records replayed from the journal, sent at once). */
+  queuedAt: number;
 }
 
 /**
@@ -73,7 +105,8 @@ interface Batch {
  *
  * `append` writes the records of one event-loop turn to the local journal with one `write(2)` and
  * resolves: the answer never waits for PostgreSQL. One background loop delivers the journal's
- * batches in order with multi-row INSERTs (`ON CONFLICT DO NOTHING`), marks each delivered, and
+ * batches in order with multi-row INSERTs (`ON CONFLICT DO NOTHING`; a batch waits up to
+ * `deliveryDelayMs` to go with later ones), marks each delivered, and
  * while PostgreSQL refuses keeps them (the spool) and retries with backoff. Records not yet
  * delivered are served from memory by `get` and `findByEventId`. Opening replays the journal past
  * its delivery mark; PostgreSQL ignores what it already had, so nothing is lost or doubled.
@@ -87,6 +120,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
   readonly #ownsPool: boolean;
   readonly #journal: Journal;
   readonly #maxBatchRecords: number;
+  readonly #deliveryDelayMs: number;
   readonly #partitionsAhead: number;
   readonly #retentionDays: number | undefined;
   readonly #lookupTimeoutMs: number;
@@ -100,6 +134,12 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
   #scheduled = false;
   /** Batches in the journal and not in PostgreSQL, in journal order. */
   #queue: Batch[] = [];
+  /** Records in `#queue`. */
+  #queuedRecords = 0;
+  /** Runs the delivery once the oldest queued batch has waited `deliveryDelayMs`. */
+  #gatherTimer: NodeJS.Timeout | undefined;
+  /** Callers waiting for everything queued to be delivered: no batch waits for more meanwhile. */
+  #flushing = 0;
   readonly #pendingById = new Map<string, DecisionRecord>();
   readonly #pendingByEvent = new Map<string, DecisionRecord>();
   #delivering = false;
@@ -124,6 +164,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     this.#pool = options.pool;
     this.#ownsPool = options.ownsPool ?? false;
     this.#maxBatchRecords = options.maxBatchRecords ?? 2_000;
+    this.#deliveryDelayMs = options.deliveryDelayMs ?? 50;
     this.#partitionsAhead = options.partitionsAhead ?? 2;
     this.#retentionDays = options.retentionDays;
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 250;
@@ -141,7 +182,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     if (kept.length > 0) {
       const records = kept.map((line) => JSON.parse(line) as DecisionRecord);
       this.#remember(records);
-      this.#queue.push({ records, lines: kept, end });
+      this.#enqueue({ records, lines: kept, end, queuedAt: 0 });
     }
     this.#scheduleMaintenance(0);
     this.#deliverSoon();
@@ -205,7 +246,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     }
     this.#remember(records);
     for (const pending of waiting) pending.resolve();
-    this.#queue.push({ records, lines, end });
+    this.#enqueue({ records, lines, end, queuedAt: Date.now() });
     this.#deliverSoon();
   }
 
@@ -226,9 +267,40 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     }
   }
 
+  #enqueue(batch: Batch): void {
+    this.#queue.push(batch);
+    this.#queuedRecords += batch.records.length;
+  }
+
+  /**
+   * Starts the delivery loop, at once or once the oldest queued batch has waited `deliveryDelayMs`:
+   * under load, one INSERT then carries the records of many turns, and PostgreSQL parses, plans,
+   * executes and commits one statement for them instead of one per turn or two.
+   */
   #deliverSoon(): void {
     if (this.#delivering || this.#retryTimer !== undefined || this.#queue.length === 0) return;
+    const wait = this.#gatherWait();
+    if (wait > 0) {
+      if (this.#gatherTimer === undefined) {
+        this.#gatherTimer = setTimeout(() => {
+          this.#gatherTimer = undefined;
+          this.#deliverSoon();
+        }, wait);
+        this.#gatherTimer.unref();
+      }
+      return;
+    }
+    clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = undefined;
     void this.#deliver();
+  }
+
+  /** How much longer the queued records should wait for more before they are sent, ms (0: now). */
+  #gatherWait(): number {
+    const oldest = this.#queue[0];
+    if (oldest === undefined || this.#flushing > 0 || this.#closed) return 0;
+    if (this.#queuedRecords >= this.#maxBatchRecords) return 0;
+    return Math.max(0, oldest.queuedAt + this.#deliveryDelayMs - Date.now());
   }
 
   /**
@@ -238,8 +310,10 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
    */
   async #deliver(): Promise<void> {
     this.#delivering = true;
+    let failed = false;
     try {
-      while (this.#queue.length > 0) {
+      // Batches queued during an INSERT go next, unless they should wait for more.
+      while (this.#queue.length > 0 && this.#gatherWait() === 0) {
         let count = 0;
         let take = 0;
         while (take < this.#queue.length && (take === 0 || count < this.#maxBatchRecords)) {
@@ -253,6 +327,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
         try {
           await (this.#storeWriteGuard === undefined ? write() : this.#storeWriteGuard(write));
         } catch (error) {
+          failed = true;
           this.#lastStoreError = error instanceof Error ? error.message : String(error);
           this.#onError?.(error instanceof Error ? error : new Error(String(error)));
           this.#lookupsPausedUntil = Date.now() + 1_000;
@@ -268,6 +343,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
         }
         this.#retryDelayMs = retryDelayMs.first;
         this.#queue.splice(0, take);
+        this.#queuedRecords -= count;
         for (const batch of batches) this.#forget(batch.records);
         try {
           this.#journal.markDelivered((batches[batches.length - 1] as Batch).end);
@@ -281,6 +357,8 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
       const settled = this.#settled;
       this.#settled = [];
       for (const resolve of settled) resolve();
+      // Records left waiting for more: their timer (after a failure, the retry timer's turn).
+      if (!failed) this.#deliverSoon();
     }
   }
 
@@ -322,8 +400,14 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
       }
     }
     await this.#ensurePartitions(days);
-    await this.#pool.query(
-      `WITH input AS (
+    // Entity rows only for the decisions this statement inserted (a record PostgreSQL already had
+    // is skipped whole by ON CONFLICT), each with the fresh \`seq\` of its decision and DISTINCT
+    // entities, so their key is new: they need no ON CONFLICT, whose speculative insertion
+    // (probe the key, insert, confirm) cost about a third of each entity row.
+    await this.#pool.query({
+      // Named: each connection parses and plans it once, not once per delivery.
+      name: 'vigil_insert_decisions',
+      text: `WITH input AS (
          SELECT * FROM json_to_recordset($1::json) AS t(
            decision_id text, created_at bigint, tenant_id text, kind text, event_id text, verdict text,
            rule_ids text[], entities text[], body text, ord integer)
@@ -337,10 +421,9 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
        SELECT DISTINCT i.tenant_id, e.entity, i.created_at, i.seq, i.decision_id
          FROM inserted i
          JOIN input ON input.decision_id = i.decision_id AND input.created_at = i.created_at
-         CROSS JOIN LATERAL unnest(input.entities) AS e(entity)
-       ON CONFLICT DO NOTHING`,
-      [JSON.stringify(rows)],
-    );
+         CROSS JOIN LATERAL unnest(input.entities) AS e(entity)`,
+      values: [JSON.stringify(rows)],
+    });
   }
 
   /** Creates the daily partitions of `days` that are not known to exist (one round trip when all are). */
@@ -431,13 +514,24 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
 
   /**
    * Resolves once every record appended before the call is in PostgreSQL, or delivery is failing
-   * (then the spooled records are not searchable until it recovers).
+   * (then the spooled records are not searchable until it recovers). With `flush` (reads, `close`)
+   * what waits for the delivery delay is sent at once; without (shadow results, written after the
+   * answer and once per decision while a shadow version runs) it goes with the next delivery, so
+   * shadows do not undo the gathering.
    */
-  async #whenDelivered(): Promise<void> {
+  async #whenDelivered(flush = true): Promise<void> {
     if (this.#lines.length > 0) this.#writeJournal();
-    while (this.#queue.length > 0 && (this.#delivering || this.#retryTimer === undefined)) {
-      if (!this.#delivering) this.#deliverSoon();
-      await new Promise<void>((resolve) => this.#settled.push(resolve));
+    // The last batch queued now: everything before it goes first (deliveries keep journal order).
+    const last = this.#queue[this.#queue.length - 1];
+    if (last === undefined) return;
+    if (flush) this.#flushing += 1;
+    try {
+      while (this.#queue.includes(last) && (this.#delivering || this.#retryTimer === undefined)) {
+        if (!this.#delivering) this.#deliverSoon();
+        await new Promise<void>((resolve) => this.#settled.push(resolve));
+      }
+    } finally {
+      if (flush) this.#flushing -= 1;
     }
   }
 
@@ -503,18 +597,10 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
         kinds.push(lookup.kind);
         sinces.push(lookup.since);
       }
-      // Per lookup, the newest matching record (as a single lookup would find it), by its index.
       const { rows } = await this.#pool.query<{ i: string; body: string }>({
         // Named: each connection parses and plans it once, not once per turn.
         name: 'vigil_find_by_event_ids',
-        text: `SELECT q.i, d.body
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-                        WITH ORDINALITY AS q(tenant_id, event_id, kind, since, i)
-                 CROSS JOIN LATERAL (
-                   SELECT body FROM decisions
-                    WHERE tenant_id = q.tenant_id AND event_id = q.event_id AND kind = q.kind
-                      AND created_at >= q.since
-                    ORDER BY created_at DESC, seq DESC LIMIT 1) d`,
+        text: findByEventIdsSql,
         values: [tenants, events, kinds, sinces],
         query_timeout: this.#lookupTimeoutMs,
       } as pg.QueryConfig);
@@ -529,7 +615,7 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
 
   async recordShadows(tenantId: string, decisionId: string, results: ShadowResult[]): Promise<void> {
     // Shadows are read with their decision from PostgreSQL, so the decision goes first.
-    await this.#whenDelivered();
+    await this.#whenDelivered(false);
     await this.#ready();
     await this.#pool.query(
       'INSERT INTO decision_shadows (tenant_id, decision_id, body) VALUES ($1, $2, $3)',
@@ -668,6 +754,8 @@ export class PostgresDecisionLog implements DecisionLog, EventHistory {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = undefined;
     clearTimeout(this.#maintenanceTimer);
     await this.#maintenance;
     while (this.#delivering) await new Promise<void>((resolve) => this.#settled.push(resolve));

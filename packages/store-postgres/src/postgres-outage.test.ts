@@ -104,3 +104,13 @@ describe('PostgreSQL down and back', () => {
     await store.close();
   }, 60_000);
 });
+
+describe('PostgresProcess (the test server)', () => {
+  it('rejects a server that cannot start, and shuts down one that is frozen', async () => {
+    await expect(PostgresProcess.start({ settings: ['no_such_setting=1'] })).rejects.toThrow(/exited/);
+    const frozen = await PostgresProcess.start();
+    frozen.freeze();
+    await frozen.destroy();
+    expect(frozen.pid).toBeUndefined();
+  }, 60_000);
+});

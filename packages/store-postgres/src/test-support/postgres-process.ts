@@ -15,16 +15,27 @@ export class PostgresProcess {
   readonly #directory: string;
   readonly #port: number;
   readonly #owner: { uid: number; gid: number } | undefined;
+  readonly #settings: readonly string[];
   #child: ChildProcess | undefined;
 
-  private constructor(directory: string, port: number, owner: { uid: number; gid: number } | undefined) {
+  private constructor(
+    directory: string,
+    port: number,
+    owner: { uid: number; gid: number } | undefined,
+    settings: readonly string[],
+  ) {
     this.#directory = directory;
     this.#port = port;
     this.#owner = owner;
+    this.#settings = settings;
     this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
-  static async start(): Promise<PostgresProcess> {
+  /**
+   * `settings`: more `name=value` server settings (`-c`), e.g. `shared_preload_libraries=pg_stat_statements`
+   * for a benchmark's diagnosis.
+   */
+  static async start(options: { settings?: readonly string[] } = {}): Promise<PostgresProcess> {
     const directory = mkdtempSync(join(tmpdir(), 'vigil-pg-'));
     const owner = process.getuid?.() === 0 ? postgresUser() : undefined;
     if (owner !== undefined) chownSync(directory, owner.uid, owner.gid);
@@ -43,8 +54,14 @@ export class PostgresProcess {
       ],
       { stdio: 'pipe', ...owner },
     );
-    const server = new PostgresProcess(directory, await freePort(), owner);
-    await server.resume();
+    const server = new PostgresProcess(directory, await freePort(), owner, options.settings ?? []);
+    try {
+      await server.resume();
+    } catch (error) {
+      // A server that did not come up (e.g. a bad setting) leaves neither a process nor its directory.
+      await server.destroy();
+      throw error;
+    }
     return server;
   }
 
@@ -68,6 +85,7 @@ export class PostgresProcess {
         'listen_addresses=127.0.0.1',
         '-c',
         'fsync=off',
+        ...this.#settings.flatMap((setting) => ['-c', setting]),
       ],
       { stdio: 'ignore', ...this.#owner },
     );
@@ -92,10 +110,14 @@ export class PostgresProcess {
   /** Shuts the server down (fast shutdown: connections are closed) and waits for it to exit. */
   async stop(): Promise<void> {
     const child = this.#child;
-    this.#child = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+      this.#child = undefined;
+      return;
+    }
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    // A frozen server must be thawed to shut down (signalled while `#child` still names it).
     this.#signalGroup('SIGCONT');
+    this.#child = undefined;
     child.kill('SIGINT');
     await exited;
   }
