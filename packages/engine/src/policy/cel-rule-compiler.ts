@@ -38,6 +38,11 @@ function failureOf(message: string): RuleFailure {
   return { failure: true, message, missing: missingValue.test(message) };
 }
 
+/** What a rule that gave neither true nor false failed with. */
+function failureOfOutcome(outcome: unknown): RuleFailure {
+  return failureOf(outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean');
+}
+
 /**
  * The rule compiler of Vigil's policies: CEL (SPEC §2), checked against the event type's schema,
  * features, lists and models, compiled to closures once per policy version.
@@ -83,9 +88,7 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
             // Each rule's root closure, called directly: this call is the hot path of a decision.
             const outcome = evaluator(activation, hostServices);
             if (outcome === true || outcome === false) return outcome;
-            return failureOf(
-              outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean',
-            );
+            return failureOfOutcome(outcome);
           },
           evaluateAll(activation, lists, stopAtHit, results: RuleResult[]): number {
             host.current = lists ?? services;
@@ -94,11 +97,7 @@ export function celRuleCompiler(services: RuleServices = EMPTY_RULE_SERVICES): R
               const outcome = results[index] as unknown;
               if (outcome === true || outcome === false) continue;
               results[index] =
-                outcome === RULE_SET_NOT_STARTED
-                  ? RULE_NOT_STARTED
-                  : failureOf(
-                      outcome instanceof CelError ? outcome.message : 'the rule did not yield a boolean',
-                    );
+                outcome === RULE_SET_NOT_STARTED ? RULE_NOT_STARTED : failureOfOutcome(outcome);
             }
             return count;
           },
