@@ -281,17 +281,11 @@ class Generator {
   rule(expr: Expr): { source: string; constants: unknown[] } {
     const root = this.bool(this.node(expr));
     const body = this.lines;
-    const prologue: string[] = [];
-    this.constants.forEach((_, index) => {
-      prologue.push(`const k${index} = k[${index}];`);
-    });
+    // Root reads first: they add the roots' names to the constants.
     const rootReads = [...this.roots].map(
       ([name, local]) => `const ${local} = h.object(a[${this.constant(name)}]);`,
     );
-    // The constant for a root name may have been added just now.
-    for (let index = prologue.length; index < this.constants.length; index++) {
-      prologue.push(`const k${index} = k[${index}];`);
-    }
+    const prologue = this.constants.map((_, index) => `const k${index} = k[${index}];`);
     const temps = Array.from({ length: this.temps }, (_, index) => `t${index}`);
     const source = [
       ...prologue,
