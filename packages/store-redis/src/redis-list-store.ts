@@ -243,8 +243,13 @@ export class RedisListStore implements ListStore, LocalListIndex {
       if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys });
       this.#scripts.set(name, (commands[name] as Script).bind(client));
     }
-    // A connection of its own: a subscribed connection takes no other commands.
-    this.#subscriber = client instanceof Redis ? client.duplicate() : client.duplicate();
+    // A connection of its own: a subscribed connection takes no other commands. On a single
+    // server, ioredis's own resubscription is off: it sends SUBSCRIBE after every reconnection
+    // without handling its failure, and with no offline queue a connection lost again at that
+    // moment made an unhandled rejection (seen in CI), which would end a node. The 'ready' handler
+    // below subscribes instead, and handles the failure.
+    this.#subscriber =
+      client instanceof Redis ? client.duplicate({ autoResubscribe: false }) : client.duplicate();
     this.#subscriber.on('error', () => {});
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) this.#receive(message);
