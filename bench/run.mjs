@@ -928,7 +928,10 @@ async function withVigil(nodeArgs, work, extraEnv = {}) {
   const dataDir = makeTempDir('vigil-bench-');
   const adminToken = randomBytes(16).toString('hex');
   const spawnedAt = performance.now();
-  const server = startServer('vigil', [...nodeArgs, join(root, 'apps/server/dist/main.js')], {
+  // VIGIL_BENCH_NODE_ARGS (space-separated) adds node options to every Vigil process, for
+  // diagnostics such as `--cpu-prof --cpu-prof-dir=DIR` or `--trace-gc`; off by default.
+  const extraArgs = (process.env.VIGIL_BENCH_NODE_ARGS ?? '').split(' ').filter((part) => part !== '');
+  const server = startServer('vigil', [...nodeArgs, ...extraArgs, join(root, 'apps/server/dist/main.js')], {
     PORT: String(port),
     HOST: '127.0.0.1',
     VIGIL_DATA_DIR: dataDir,

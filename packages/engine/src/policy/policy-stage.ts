@@ -6,9 +6,16 @@ import type { ServingPolicies } from './serving-policies.js';
 import { canaryBucket, defaultPolicyCpuBudgetMs, evaluatePolicy } from './strategy.js';
 import type { TenantRuleCpu } from './tenant-rule-cpu.js';
 
-/** Builds what rules see of an event: its fields plus `type`, `id` and `timestamp`. */
+/**
+ * Builds what rules see of an event: its fields plus `type`, `id` and `timestamp`.
+ *
+ * `Object.assign` onto a fresh literal, not a spread: V8 clones a spread of a parsed body with a new
+ * hidden class almost every time (200 classes for 200 reference events, about 10 µs per event),
+ * which also leaves every rule's field reads megamorphic. Assigned, events whose fields come in
+ * the same order share one class (2 for the same 200 events, about 3 µs; bench/activation.mjs).
+ */
 export function activationOf(context: DecisionContext): RuleActivation {
-  const event: Record<string, unknown> = { ...context.event.fields };
+  const event: Record<string, unknown> = Object.assign({}, context.event.fields);
   event.type = context.event.type;
   event.id = context.event.id;
   event.timestamp = context.event.timestamp;
