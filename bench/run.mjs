@@ -7,6 +7,8 @@
 //   node bench/run.mjs --profile       also record a CPU profile of Vigil (slower; see the docs)
 //   node bench/run.mjs --rules-only    only the rule-evaluation benchmark (bench/rules.mjs)
 //   node bench/run.mjs --http-only     only the HTTP benchmark
+//   node bench/run.mjs --components-only
+//                                      only the embedded counters and the 1M-entry list import (issue 4)
 //   node bench/run.mjs --distributed-only
 //                                      only the full configuration, embedded and distributed
 //   node bench/run.mjs --isolation-only
@@ -86,26 +88,37 @@ function parseOptions(argv) {
     http: true,
     distributedOnly: false,
     isolationOnly: false,
+    components: true,
   };
   for (const argument of argv) {
     if (argument === '--quick') options.quick = true;
     else if (argument === '--profile') options.profile = true;
-    else if (argument === '--rules-only') options.http = false;
-    else if (argument === '--http-only') options.rules = false;
-    else if (argument === '--distributed-only') {
+    else if (argument === '--rules-only') {
+      options.http = false;
+      options.components = false;
+    } else if (argument === '--http-only') {
+      options.rules = false;
+      options.components = false;
+    } else if (argument === '--components-only') {
+      options.rules = false;
+      options.http = false;
+    } else if (argument === '--distributed-only') {
       options.distributedOnly = true;
       options.rules = false;
+      options.components = false;
     } else if (argument === '--isolation-only') {
       options.isolationOnly = true;
       options.rules = false;
+      options.components = false;
     } else if (/^--runs=\d+$/.test(argument)) options.runs = Math.max(1, Number(argument.slice(7)));
     else {
       throw new Error(
-        `unknown argument: ${argument} (use --quick, --runs=N, --profile, --rules-only, --http-only, --distributed-only, --isolation-only)`,
+        `unknown argument: ${argument} (use --quick, --runs=N, --profile, --rules-only, --http-only, --components-only, --distributed-only, --isolation-only)`,
       );
     }
   }
-  if (!options.rules && !options.http) throw new Error('--rules-only and --http-only exclude each other');
+  if (!options.rules && !options.http && !options.components)
+    throw new Error('--rules-only, --http-only and --components-only exclude each other');
   if (options.distributedOnly && !options.http)
     throw new Error('--rules-only and --distributed-only exclude each other');
   const seconds = options.quick
@@ -1386,24 +1399,103 @@ async function profileDistributed(options, template, entries) {
 // ---------------------------------------------------------------------------------------------
 
 /** bench/rules.mjs in its own process; fails when it fails (for example on an engine disagreement). */
-async function runRulesBenchmark(options) {
-  console.log('rule evaluation (bench/rules.mjs) ...');
-  const child = spawn(
-    process.execPath,
-    [join(benchDir, 'rules.mjs'), ...(options.quick ? ['--quick'] : [])],
-    {
-      cwd: root,
-      stdio: 'inherit',
-    },
-  );
+/** Runs one of the benchmark scripts in its own `node` process; resolves with what it printed. */
+async function runBenchmarkScript(script, { args = [], nodeArgs = [], env = {}, echo = true } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, join(benchDir, script), ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.add(child);
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+    if (echo) process.stdout.write(chunk);
+  });
   const code = await new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (exitCode, signal) => resolve(exitCode ?? signal));
   });
   children.delete(child);
-  if (code !== 0) throw new Error(`bench/rules.mjs failed (${code})`);
+  if (code !== 0) throw new Error(`bench/${script} failed (${code})`);
+  return output;
+}
+
+async function runRulesBenchmark(options) {
+  console.log('rule evaluation (bench/rules.mjs) ...');
+  await runBenchmarkScript('rules.mjs', { args: options.quick ? ['--quick'] : [] });
   console.log('');
+}
+
+/** Issue 4's targets for the embedded counters and list imports. */
+const componentTargets = { counterOpsPerSecond: 1_000_000, bytesPerKey: 1024, listImportSeconds: 10 };
+
+/**
+ * Issue 4's component figures, each in its own process: the embedded counter store
+ * (bench/counters.mjs: updates plus reads per second on one core, and bytes per key of a 24 h count
+ * feature) at 10k, 100k and 1M keys, and a bulk list import over HTTP (bench/lists-import.mjs,
+ * 1M entries; 100k with --quick).
+ */
+async function runComponentBenchmarks(options) {
+  const keyCounts = options.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+  const counters = [];
+  for (const keys of keyCounts) {
+    console.log(`embedded counters, ${keys.toLocaleString('en')} keys (bench/counters.mjs) ...`);
+    const output = await runBenchmarkScript('counters.mjs', {
+      nodeArgs: ['--expose-gc'],
+      env: { KEYS: String(keys), OPS: String(options.quick ? 500_000 : 3_000_000) },
+      echo: false,
+    });
+    const result = JSON.parse(output.slice(output.indexOf('{')));
+    counters.push(result);
+    console.log(
+      `  ${result.updates_plus_reads_per_second_sync.toLocaleString('en')} updates+reads/s (async port ${result.updates_plus_reads_per_second_async_port.toLocaleString('en')}), ${result.bytes_per_key} bytes per key`,
+    );
+  }
+  const entries = options.quick ? 100_000 : 1_000_000;
+  console.log(`list import, ${entries.toLocaleString('en')} entries (bench/lists-import.mjs) ...`);
+  const listOutput = await runBenchmarkScript('lists-import.mjs', { args: [`--entries=${entries}`] });
+  const seconds = (format) =>
+    Number(new RegExp(`${format}\\s+[\\d.]+ MiB: ([\\d.]+) s`).exec(listOutput)?.[1] ?? Number.NaN);
+  const lists = { entries, json_s: seconds('JSON'), csv_s: seconds('CSV') };
+  const largest = counters.at(-1);
+  const slowestImport = Math.max(lists.json_s, lists.csv_s);
+  const targets = {
+    counter_ops_per_second: {
+      target: `>= ${componentTargets.counterOpsPerSecond} at ${largest.keys} keys`,
+      value: largest.updates_plus_reads_per_second_sync,
+      met: largest.updates_plus_reads_per_second_sync >= componentTargets.counterOpsPerSecond,
+    },
+    bytes_per_key: {
+      target: `<= ${componentTargets.bytesPerKey}`,
+      value: Math.max(...counters.map((result) => result.bytes_per_key)),
+      met: counters.every((result) => result.bytes_per_key <= componentTargets.bytesPerKey),
+    },
+    list_import_s: {
+      target: `<= ${componentTargets.listImportSeconds} for 1M entries`,
+      value: slowestImport,
+      // A smaller import (--quick) says nothing about the 1M target.
+      met: entries === 1_000_000 ? slowestImport <= componentTargets.listImportSeconds : null,
+    },
+  };
+  console.log('\ncomponents (issue 4)');
+  for (const [name, figure] of Object.entries(targets)) {
+    console.log(
+      `  ${name.padEnd(24)} ${String(figure.value).padStart(10)}   (target ${figure.target}: ${figure.met === null ? 'n/a with --quick' : figure.met ? 'met' : 'NOT MET'})`,
+    );
+  }
+  console.log('');
+  const report = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    quick: options.quick,
+    counters,
+    lists,
+    targets,
+  };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, 'components-latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  return report;
 }
 
 /** The full configuration on an embedded node, then on a node on Redis and PostgreSQL. */
@@ -1540,6 +1632,7 @@ async function main() {
     return;
   }
   if (options.rules) await runRulesBenchmark(options);
+  if (options.components) await runComponentBenchmarks(options);
   if (!options.http) return;
   const loadBefore = loadavg();
   const template = bodyTemplate();

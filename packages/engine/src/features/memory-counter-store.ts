@@ -150,8 +150,13 @@ class BucketTable {
     return row;
   }
 
+  /** Empties a whole row: one native fill per column (a new key does this for every bucket). */
   #clear(row: number): void {
-    for (let slot = 0; slot < this.#width; slot++) this.#clearSlot(row * this.#width + slot);
+    const start = row * this.#width;
+    const end = start + this.#width;
+    for (let column = 0; column < this.#columns.length; column++) {
+      (this.#columns[column] as Column).fill(this.#empty[column] as number, start, end);
+    }
     for (const totals of this.#totals) totals[row] = 0;
   }
 
