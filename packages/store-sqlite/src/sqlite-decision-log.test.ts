@@ -126,6 +126,35 @@ describe('SqliteDecisionLog on disk', () => {
     expect(counts).toEqual({ n: 30, d: 30 });
   });
 
+  it('merges the batches spooled during an outage, so a retry makes one attempt for all of them', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    let attemptsWhileUp = 0;
+    const log = new SqliteDecisionLog({
+      path,
+      storeWriteGuard: (write) => {
+        if (down) return Promise.reject(new Error('decision_log store unavailable (injected)'));
+        attemptsWhileUp += 1;
+        return write();
+      },
+    });
+    const records = Array.from({ length: 40 }, () => sampleRecord());
+    // Four event-loop turns: four journal batches, one after another in the journal.
+    for (let turn = 0; turn < 4; turn++) {
+      await Promise.all(records.slice(turn * 10, turn * 10 + 10).map((record) => log.append(record)));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(log.spooled()).toBe(40);
+    down = false;
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
+    expect(attemptsWhileUp).toBe(1);
+    await log.close();
+    const db = new Database(path, { readonly: true });
+    const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
+    db.close();
+    expect(counts).toEqual({ n: 40, d: 40 });
+  });
+
   it('offers the spooled batches once more on close, so a clean stop leaves nothing behind', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     let down = true;

@@ -453,12 +453,38 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       .finally(settled);
   }
 
-  /** Keeps a batch for a later attempt; its lines stay in the journal, which a restart replays. */
+  /**
+   * Keeps a batch for a later attempt; its lines stay in the journal, which a restart replays. The
+   * spool stays in journal order, and a batch that continues its neighbour's byte range is merged
+   * into it: during a long outage the spool is one batch per journal generation, not one per
+   * event-loop turn, so a retry is one attempt instead of thousands (each with its own refusal),
+   * and keeping the order costs nothing.
+   */
   #spoolBatch(batch: SpooledBatch, error: unknown): void {
     if (error !== undefined) this.#lastStoreError = error instanceof Error ? error.message : String(error);
-    let at = this.#spool.length;
-    while (at > 0 && (this.#spool[at - 1] as SpooledBatch).from > batch.from) at -= 1;
-    this.#spool.splice(at, 0, batch);
+    const spool = this.#spool;
+    const after = (earlier: SpooledBatch, later: SpooledBatch) =>
+      earlier.generation < later.generation ||
+      (earlier.generation === later.generation && earlier.from <= later.from);
+    let at = spool.length;
+    while (at > 0 && !after(spool[at - 1] as SpooledBatch, batch)) at -= 1;
+    const previous = spool[at - 1];
+    let merged: SpooledBatch;
+    if (previous !== undefined && previous.generation === batch.generation && previous.to === batch.from) {
+      previous.to = batch.to;
+      for (const record of batch.records) previous.records.push(record);
+      merged = previous;
+      at -= 1;
+    } else {
+      spool.splice(at, 0, batch);
+      merged = batch;
+    }
+    const next = spool[at + 1];
+    if (next !== undefined && next.generation === merged.generation && merged.to === next.from) {
+      merged.to = next.to;
+      for (const record of next.records) merged.records.push(record);
+      spool.splice(at + 1, 1);
+    }
     if (this.#spoolTimer !== undefined || this.#closed || this.#failure !== undefined) return;
     this.#spoolTimer = setTimeout(() => this.#retrySpool(), this.#spoolDelayMs);
     this.#spoolTimer.unref();
