@@ -9,6 +9,11 @@ import { SqliteDecisionLog } from './sqlite-decision-log.js';
 import { writerNice } from './sqlite-log-writer.js';
 
 decisionLogContract('SqliteDecisionLog', async () => new SqliteDecisionLog({ path: ':memory:' }));
+// Every record waiting for SQLite kept as a journal reference (as during a long store outage).
+decisionLogContract(
+  'SqliteDecisionLog, records waiting as journal references',
+  async () => new SqliteDecisionLog({ path: ':memory:', memoryRecords: 0 }),
+);
 
 /** Threads of this process running at `nice` (Linux). */
 function threadsAtNice(nice: number): number {
@@ -153,6 +158,72 @@ describe('SqliteDecisionLog on disk', () => {
     const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
     db.close();
     expect(counts).toEqual({ n: 40, d: 40 });
+  });
+
+  it('merges spooled batches only up to spoolBatchRecords, so the store gets the spool in parts', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    let attemptsWhileUp = 0;
+    const log = new SqliteDecisionLog({
+      path,
+      spoolBatchRecords: 25,
+      storeWriteGuard: (write) => {
+        if (down) return Promise.reject(new Error('decision_log store unavailable (injected)'));
+        attemptsWhileUp += 1;
+        return write();
+      },
+    });
+    const records = Array.from({ length: 40 }, () => sampleRecord());
+    for (let turn = 0; turn < 4; turn++) {
+      await Promise.all(records.slice(turn * 10, turn * 10 + 10).map((record) => log.append(record)));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    down = false;
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
+    // 10 + 10 merge (20); a third 10 would pass 25, so it starts the next batch with the fourth.
+    expect(attemptsWhileUp).toBe(2);
+    await log.close();
+    const db = new Database(path, { readonly: true });
+    const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
+    db.close();
+    expect(counts).toEqual({ n: 40, d: 40 });
+  });
+
+  it('keeps records beyond memoryRecords as journal references, read back whole while the store is down', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    const log = new SqliteDecisionLog({
+      path,
+      memoryRecords: 3,
+      storeWriteGuard: (write) => (down ? Promise.reject(new Error('down (injected)')) : write()),
+    });
+    // Multi-byte text, so that a line's place in the journal must be counted in bytes.
+    const records = Array.from({ length: 12 }, (_, index) =>
+      sampleRecord({
+        event: {
+          type: 'payment',
+          id: `évt-${index}-€`,
+          timestamp: '2026-11-24T12:00:00Z',
+          fields: { account_id: `u-${index}`, city: 'Zürich 🏔️'.repeat(index + 1) },
+        },
+      }),
+    );
+    for (let turn = 0; turn < 3; turn++) {
+      await Promise.all(records.slice(turn * 4, turn * 4 + 4).map((record) => log.append(record)));
+    }
+    expect(log.spooled()).toBe(12);
+    for (const record of records) {
+      const read = await log.get(record.tenantId, record.decisionId);
+      expect(read).toEqual(record);
+      // Read back from the journal, not the object appended: the node does not hold it.
+      expect(read).not.toBe(record);
+      expect(await log.get('tenant-other', record.decisionId)).toBeUndefined();
+      expect(await log.findByEventId(record.tenantId, record.event.id, 0, 'decision')).toEqual(record);
+    }
+    down = false;
+    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
+    for (const record of records) expect(await log.get(record.tenantId, record.decisionId)).toEqual(record);
+    await log.close();
   });
 
   it('offers the spooled batches once more on close, so a clean stop leaves nothing behind', async () => {

@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
   writeFileSync,
   writeSync,
@@ -62,6 +63,18 @@ export interface SqliteDecisionLogOptions {
   /** Length at which the journal starts afresh once SQLite has all of it (default 64 MiB). */
   journalRotationBytes?: number;
   /**
+   * Most records held in memory while they wait for SQLite (default 20,000). Beyond it, a record
+   * waiting is kept as the place of its line in the journal and read back from there when asked
+   * for, so that a long store outage does not fill the heap with records.
+   */
+  memoryRecords?: number;
+  /**
+   * Most records one spooled batch grows to by merging (default 4,096): once the store is back,
+   * the spool goes to SQLite in batches of about this size, and the node's acknowledgement of each
+   * is a short piece of work instead of one long stall for the whole outage.
+   */
+  spoolBatchRecords?: number;
+  /**
    * Runs each background write of a batch to SQLite (for a circuit breaker and fault injection):
    * it calls `write` or rejects without calling it; a rejection keeps the batch spooled in the
    * journal as if SQLite had refused it.
@@ -75,8 +88,24 @@ interface SpooledBatch {
   /** Byte range of the lines in the journal file. */
   from: number;
   to: number;
-  records: DecisionRecord[];
+  records: PendingEntry[];
 }
+
+/** A record waiting for SQLite that the node does not hold: where its line is in the journal. */
+class JournalRef {
+  constructor(
+    readonly decisionId: string,
+    readonly tenantId: string,
+    readonly eventKey: string,
+    readonly createdAt: number,
+    readonly generation: number,
+    readonly offset: number,
+    readonly length: number,
+  ) {}
+}
+
+/** A record in the journal and not yet in SQLite: the record itself, or where to read it. */
+type PendingEntry = DecisionRecord | JournalRef;
 
 /** First and longest wait before spooled batches are offered to SQLite again. */
 const retryDelayMs = { first: 100, longest: 5_000 };
@@ -165,18 +194,20 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #waiting: Pending[] = [];
   #scheduled = false;
   /** Records in the journal and not yet in SQLite, by decision id and by event. */
-  readonly #pendingById = new Map<string, DecisionRecord>();
-  readonly #pendingByEvent = new Map<string, DecisionRecord>();
+  readonly #pendingById = new Map<string, PendingEntry>();
+  readonly #pendingByEvent = new Map<string, PendingEntry>();
+  readonly #memoryRecords: number;
   #closed = false;
   #failure: Error | undefined;
   #nextRequest = 1;
   #idle: (() => void)[] = [];
-  readonly #requests = new Map<number, Pending & { records: DecisionRecord[] | undefined }>();
+  readonly #requests = new Map<number, Pending & { records: PendingEntry[] | undefined }>();
   /** Event keys of the last day; until loaded, every lookup of a new event id reads SQLite. */
   readonly #events = new EventFilter();
   #eventsLoaded = false;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #storeWriteGuard: (<T>(write: () => Promise<T>) => Promise<T>) | undefined;
+  readonly #spoolBatchRecords: number;
   /** Batches SQLite has not taken, in journal order; they are offered again with backoff. */
   #spool: SpooledBatch[] = [];
   #spoolTimer: NodeJS.Timeout | undefined;
@@ -204,6 +235,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#journalPath = `${path}.journal`;
     this.#rotationBytes = options.journalRotationBytes ?? journalRotationBytes;
     this.#storeWriteGuard = options.storeWriteGuard;
+    this.#spoolBatchRecords = options.spoolBatchRecords ?? 4096;
+    this.#memoryRecords = options.memoryRecords ?? 20_000;
     const { generation, written } = this.#recoverJournal();
     this.#generation = generation;
     this.#written = written;
@@ -376,7 +409,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #writeJournal(): void {
     this.#scheduled = false;
     if (this.#rows.length === 0) return;
-    const rows = this.#rows.join('\n');
+    const lines = this.#rows;
+    const rows = lines.join('\n');
     const records = this.#records;
     const waiting = this.#waiting;
     this.#rows = [];
@@ -392,12 +426,36 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       for (const pending of waiting) pending.reject(error);
       return;
     }
-    for (const record of records) {
-      this.#pendingById.set(record.decisionId, record);
-      this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
+    const entries: PendingEntry[] = records;
+    if (this.#pendingById.size + records.length <= this.#memoryRecords) {
+      for (const record of records) {
+        this.#pendingById.set(record.decisionId, record);
+        this.#pendingByEvent.set(eventKey(record.tenantId, record.event.id, record.kind), record);
+      }
+    } else {
+      // SQLite is behind (a store outage): keep where each line is, not the record.
+      let offset = from;
+      for (let index = 0; index < records.length; index++) {
+        const record = records[index] as DecisionRecord;
+        const length = Buffer.byteLength(lines[index] as string);
+        const key = eventKey(record.tenantId, record.event.id, record.kind);
+        const ref = new JournalRef(
+          record.decisionId,
+          record.tenantId,
+          key,
+          record.createdAt,
+          this.#generation,
+          offset,
+          length,
+        );
+        offset += length + 1;
+        entries[index] = ref;
+        this.#pendingById.set(record.decisionId, ref);
+        this.#pendingByEvent.set(key, ref);
+      }
     }
     for (const pending of waiting) pending.resolve();
-    this.#offer({ generation: this.#generation, from, to: this.#written, records });
+    this.#offer({ generation: this.#generation, from, to: this.#written, records: entries });
   }
 
   /** Hands a journal batch to the writer, or adds it to the batch that waits for the one on its way. */
@@ -456,9 +514,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   /**
    * Keeps a batch for a later attempt; its lines stay in the journal, which a restart replays. The
    * spool stays in journal order, and a batch that continues its neighbour's byte range is merged
-   * into it: during a long outage the spool is one batch per journal generation, not one per
-   * event-loop turn, so a retry is one attempt instead of thousands (each with its own refusal),
-   * and keeping the order costs nothing.
+   * into it, up to `spoolBatchRecords` records: during a long outage the spool is a few large
+   * batches, not one per event-loop turn, so a retry is a few attempts instead of thousands (each
+   * with its own refusal), and keeping the order costs next to nothing.
    */
   #spoolBatch(batch: SpooledBatch, error: unknown): void {
     if (error !== undefined) this.#lastStoreError = error instanceof Error ? error.message : String(error);
@@ -466,11 +524,15 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     const after = (earlier: SpooledBatch, later: SpooledBatch) =>
       earlier.generation < later.generation ||
       (earlier.generation === later.generation && earlier.from <= later.from);
+    const continues = (earlier: SpooledBatch, later: SpooledBatch) =>
+      earlier.generation === later.generation &&
+      earlier.to === later.from &&
+      earlier.records.length + later.records.length <= this.#spoolBatchRecords;
     let at = spool.length;
     while (at > 0 && !after(spool[at - 1] as SpooledBatch, batch)) at -= 1;
     const previous = spool[at - 1];
     let merged: SpooledBatch;
-    if (previous !== undefined && previous.generation === batch.generation && previous.to === batch.from) {
+    if (previous !== undefined && continues(previous, batch)) {
       previous.to = batch.to;
       for (const record of batch.records) previous.records.push(record);
       merged = previous;
@@ -480,7 +542,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       merged = batch;
     }
     const next = spool[at + 1];
-    if (next !== undefined && next.generation === merged.generation && merged.to === next.from) {
+    if (next !== undefined && continues(merged, next)) {
       merged.to = next.to;
       for (const record of next.records) merged.records.push(record);
       spool.splice(at + 1, 1);
@@ -499,7 +561,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     for (const batch of batches) this.#deliver(batch, true);
   }
 
-  #request(request: DistributiveOmit<WriterRequest, 'id'>, records?: DecisionRecord[]): Promise<void> {
+  #request(request: DistributiveOmit<WriterRequest, 'id'>, records?: PendingEntry[]): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextRequest++;
     return new Promise((resolve, reject) => {
@@ -508,15 +570,45 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     });
   }
 
+  /** A waiting record; one kept as a journal reference is read back from the journal. */
+  #recordOf(entry: PendingEntry): DecisionRecord {
+    if (!(entry instanceof JournalRef)) return entry;
+    // A journal starts afresh only once SQLite has all of it, and a record leaves the pending maps
+    // when SQLite has it: a reference always points into the current journal.
+    if (entry.generation !== this.#generation) {
+      throw new Error(`decision ${entry.decisionId}: its journal generation ${entry.generation} is gone`);
+    }
+    const bytes = Buffer.alloc(entry.length);
+    const descriptor = openSync(this.#journalPath, 'r');
+    try {
+      readSync(descriptor, bytes, 0, entry.length, entry.offset);
+    } finally {
+      closeSync(descriptor);
+    }
+    const row = parseJournalLine(bytes.toString('utf8'));
+    return toRecord({
+      seq: 0,
+      decision_id: row[0],
+      tenant_id: row[1],
+      kind: row[2] as Row['kind'],
+      created_at: row[4],
+      verdict: row[5] as Row['verdict'],
+      rule_ids: row[6],
+      entities: row[7],
+      body: row[8],
+    });
+  }
+
   #acknowledge(response: WriterResponse): void {
     const pending = this.#requests.get(response.id);
     if (pending === undefined) return;
     this.#requests.delete(response.id);
     if (response.error === undefined) {
-      for (const record of pending.records ?? []) {
-        this.#pendingById.delete(record.decisionId);
-        const key = eventKey(record.tenantId, record.event.id, record.kind);
-        if (this.#pendingByEvent.get(key) === record) this.#pendingByEvent.delete(key);
+      for (const entry of pending.records ?? []) {
+        this.#pendingById.delete(entry.decisionId);
+        const key =
+          entry instanceof JournalRef ? entry.eventKey : eventKey(entry.tenantId, entry.event.id, entry.kind);
+        if (this.#pendingByEvent.get(key) === entry) this.#pendingByEvent.delete(key);
       }
       pending.resolve();
       this.#rotateJournal();
@@ -556,7 +648,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
 
   async get(tenantId: string, decisionId: string): Promise<DecisionRecord | undefined> {
     const pending = this.#pendingById.get(decisionId);
-    if (pending !== undefined) return pending.tenantId === tenantId ? pending : undefined;
+    if (pending !== undefined) return pending.tenantId === tenantId ? this.#recordOf(pending) : undefined;
     const row = this.#statement('SELECT * FROM records WHERE tenant_id = ? AND decision_id = ?').get(
       tenantId,
       decisionId,
@@ -604,7 +696,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   ): Promise<DecisionRecord | undefined> {
     const key = eventKey(tenantId, eventId, kind);
     const pending = this.#pendingByEvent.get(key);
-    if (pending !== undefined && pending.createdAt >= since) return pending;
+    if (pending !== undefined && pending.createdAt >= since) return this.#recordOf(pending);
     // An id the filter has certainly not seen in the last day needs no index lookup.
     if (this.#eventsLoaded && since >= Date.now() - idempotencyHorizonMs && !this.#events.mightContain(key)) {
       return undefined;
