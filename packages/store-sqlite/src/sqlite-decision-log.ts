@@ -2,17 +2,19 @@ import {
   closeSync,
   existsSync,
   fdatasyncSync,
-  ftruncateSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
+  renameSync,
   rmSync,
+  unlink,
   writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type {
   DecisionLog,
@@ -106,6 +108,9 @@ class JournalRef {
 
 /** A record in the journal and not yet in SQLite: the record itself, or where to read it. */
 type PendingEntry = DecisionRecord | JournalRef;
+
+/** A journal that a rotation renamed away is `<journal><suffix><generation>` until deleted. */
+const retiredSuffix = '.retired-';
 
 /** First and longest wait before spooled batches are offered to SQLite again. */
 const retryDelayMs = { first: 100, longest: 5_000 };
@@ -242,7 +247,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#written = written;
     this.#journal = openSync(this.#journalPath, 'a');
     this.#writer = new Worker(writerScript, {
-      workerData: { path, sync: this.#sync, journalPath: this.#journalPath },
+      workerData: { path, sync: this.#sync, journalPath: this.#journalPath, generation },
     });
     this.#loadEventFilter();
     this.#writer.on('message', (response: WriterResponse) => this.#acknowledge(response));
@@ -306,6 +311,13 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
    * generation. Returns the generation and the journal's length.
    */
   #recoverJournal(): { generation: number; written: number } {
+    // Journals retired by a rotation hold only lines SQLite has; one the process died before
+    // deleting is deleted now.
+    const directory = dirname(this.#journalPath);
+    const prefix = `${basename(this.#journalPath)}${retiredSuffix}`;
+    for (const name of readdirSync(directory)) {
+      if (name.startsWith(prefix)) rmSync(join(directory, name), { force: true });
+    }
     const meta = (key: string) =>
       (this.#db.prepare('SELECT value FROM log_meta WHERE key = ?').get(key) as { value: number } | undefined)
         ?.value;
@@ -618,14 +630,25 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#wakeIdle();
   }
 
-  /** Starts the journal afresh once SQLite has every line of a long one. */
+  /**
+   * Starts the journal afresh once SQLite has every line of a long one: a new file at the same
+   * path, the old one renamed away and deleted in the background. Truncating the old file in place
+   * made the kernel free its blocks on the event loop: 100-200 ms for a 64-100 MiB journal
+   * (measured in the decision-log-down drill), every 64 MiB of decisions.
+   */
   #rotateJournal(): void {
     if (this.#pendingById.size > 0 || this.#rows.length > 0 || this.#written < this.#rotationBytes) return;
+    const retired = `${this.#journalPath}${retiredSuffix}${this.#generation}`;
     this.#generation += 1;
     const header = journalHeader(this.#generation);
-    ftruncateSync(this.#journal, 0);
+    renameSync(this.#journalPath, retired);
+    closeSync(this.#journal);
+    this.#journal = openSync(this.#journalPath, 'a');
     writeSync(this.#journal, header);
     this.#written = Buffer.byteLength(header);
+    unlink(retired, () => {
+      // A file left behind (the process died first) is removed on the next open.
+    });
   }
 
   #wakeIdle(): void {

@@ -96,6 +96,8 @@ interface WriterOptions {
   path: string;
   sync: 'normal' | 'full';
   journalPath: string;
+  /** The journal generation the file at `journalPath` holds when the writer starts. */
+  generation: number;
 }
 
 /** The niceness of the writer thread: below the threads that answer requests. */
@@ -212,9 +214,19 @@ function start(options: WriterOptions): void {
   const setMeta = db.prepare(
     'INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
   );
-  const journal = openSync(options.journalPath, 'r');
-  /** The journal's bytes `from`..`to`: whole lines, the last one ending in a newline. */
-  const journalLines = (from: number, to: number): string[] => {
+  let journal = openSync(options.journalPath, 'r');
+  let journalGeneration = options.generation;
+  /**
+   * The journal's bytes `from`..`to` of `generation`: whole lines, the last one ending in a
+   * newline. A new generation is a new file at the same path (the node renames the old one away),
+   * so the writer opens it again when the generation changes.
+   */
+  const journalLines = (generation: number, from: number, to: number): string[] => {
+    if (generation !== journalGeneration) {
+      closeSync(journal);
+      journal = openSync(options.journalPath, 'r');
+      journalGeneration = generation;
+    }
     const buffer = Buffer.allocUnsafe(to - from);
     for (let read = 0; read < buffer.length; ) {
       const count = readSync(journal, buffer, read, buffer.length - read, from + read);
@@ -226,7 +238,7 @@ function start(options: WriterOptions): void {
   /** Stores batches in one transaction, with how far into the journal the last one reaches. */
   const writeRecords = db.transaction((batches: RecordsRequest[]) => {
     for (const batch of batches) {
-      for (const line of journalLines(batch.journal.from, batch.journal.offset)) {
+      for (const line of journalLines(batch.journal.generation, batch.journal.from, batch.journal.offset)) {
         const row = parseJournalLine(line);
         const result = insert.run(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]);
         if (result.changes === 0) continue;
