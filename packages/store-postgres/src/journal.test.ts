@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { Journal } from './journal.js';
 
@@ -39,6 +39,28 @@ describe('Journal delivery mark', () => {
     expect(undelivered.lines).toEqual(['{"a":2}', '{"a":3}']);
     reopened.close();
     journal.close();
+  });
+
+  it('starts a new file once everything is delivered and it is long, deleting the old one in the background', async () => {
+    const path = journalPath();
+    const retired = () => readdirSync(dirname(path)).filter((name) => name.includes('.retired-'));
+    const { journal } = Journal.open({ path, rotationBytes: 1 });
+    journal.markDelivered(journal.append('{"a":1}\n{"a":2}'));
+    // Rotated: the journal is a header line of generation 2, and the old file goes.
+    const header = readFileSync(path, 'utf8');
+    expect(header.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(header).generation).toBe(2);
+    await vi.waitFor(() => expect(retired()).toEqual([]));
+    // Appends go to the new file, and after a crash the undelivered ones are replayed from it.
+    journal.append('{"a":3}');
+    const { journal: reopened, undelivered } = Journal.open({ path });
+    expect(undelivered.lines).toEqual(['{"a":3}']);
+    reopened.close();
+    journal.close();
+    // A journal a crashed process left renamed away is removed on the next open.
+    writeFileSync(`${path}.retired-9`, '{"a":0}\n');
+    Journal.open({ path }).journal.close();
+    expect(retired()).toEqual([]);
   });
 
   it('writes no mark before anything is delivered', () => {

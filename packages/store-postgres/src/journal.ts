@@ -4,11 +4,18 @@ import {
   fdatasyncSync,
   ftruncateSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
+  unlink,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A journal that a rotation renamed away is `<journal><suffix><generation>` until deleted. */
+const retiredSuffix = '.retired-';
 
 export interface JournalOptions {
   /** The journal file. Its delivery mark is kept beside it, in `<path>.delivered`. */
@@ -50,8 +57,9 @@ const defaultMarkIntervalMs = 1_000;
  * idempotent for them, as a line delivered just before a crash may not have been marked yet.
  *
  * The file starts with a header line naming its generation. Once everything in it is delivered
- * and it is longer than `rotationBytes`, it is truncated and a new generation begins, so it does
- * not grow without end while the store keeps up.
+ * and it is longer than `rotationBytes`, a new generation begins in a new file (the old one is
+ * renamed away and deleted in the background), so it does not grow without end while the store
+ * keeps up.
  *
  * Nothing here knows about the store: the SQLite decision log could keep its mark in the same
  * transaction as its rows instead of the mark file (pass positions through and never call
@@ -97,6 +105,12 @@ export class Journal {
    * never acknowledged; it is dropped.
    */
   static open(options: JournalOptions): { journal: Journal; undelivered: Undelivered } {
+    // Journals a rotation renamed away hold only delivered lines.
+    const directory = dirname(options.path);
+    const prefix = `${basename(options.path)}${retiredSuffix}`;
+    for (const name of readdirSync(directory)) {
+      if (name.startsWith(prefix)) rmSync(join(directory, name), { force: true });
+    }
     const markPath = `${options.path}.delivered`;
     const mark = existsSync(markPath) ? readMark(readFileSync(markPath, 'utf8')) : undefined;
     let generation = 0;
@@ -166,8 +180,16 @@ export class Journal {
     if (position.generation !== this.#generation || position.offset <= this.#delivered) return;
     this.#delivered = position.offset;
     if (this.#delivered >= this.#written && this.#written >= this.#rotationBytes) {
+      // A new file, the old one renamed away and deleted in the background: truncating it in place
+      // made the kernel free its blocks on the event loop (100-200 ms for 64-100 MiB).
+      const retired = `${this.#path}${retiredSuffix}${this.#generation}`;
       this.#generation += 1;
-      ftruncateSync(this.#fd, 0);
+      renameSync(this.#path, retired);
+      closeSync(this.#fd);
+      this.#fd = openSync(this.#path, 'a');
+      unlink(retired, () => {
+        // One left behind (the process died first) is removed on the next open.
+      });
       const header = headerLine(this.#generation);
       writeSync(this.#fd, header);
       this.#written = Buffer.byteLength(header);
