@@ -137,63 +137,43 @@ describe('SqliteDecisionLog on disk', () => {
     expect(counts).toEqual({ n: 30, d: 30 });
   });
 
-  it('merges the batches spooled during an outage, so a retry makes one attempt for all of them', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
-    let down = true;
-    let attemptsWhileUp = 0;
-    const log = new SqliteDecisionLog({
-      path,
-      storeWriteGuard: (write) => {
-        if (down) return Promise.reject(new Error('decision_log store unavailable (injected)'));
-        attemptsWhileUp += 1;
-        return write();
-      },
-    });
-    const records = Array.from({ length: 40 }, () => sampleRecord());
-    // Four event-loop turns: four journal batches, one after another in the journal.
-    for (let turn = 0; turn < 4; turn++) {
-      await Promise.all(records.slice(turn * 10, turn * 10 + 10).map((record) => log.append(record)));
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    expect(log.spooled()).toBe(40);
-    down = false;
-    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
-    expect(attemptsWhileUp).toBe(1);
-    await log.close();
-    const db = new Database(path, { readonly: true });
-    const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
-    db.close();
-    expect(counts).toEqual({ n: 40, d: 40 });
-  });
-
-  it('merges spooled batches only up to spoolBatchRecords, so the store gets the spool in parts', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
-    let down = true;
-    let attemptsWhileUp = 0;
-    const log = new SqliteDecisionLog({
-      path,
-      spoolBatchRecords: 25,
-      storeWriteGuard: (write) => {
-        if (down) return Promise.reject(new Error('decision_log store unavailable (injected)'));
-        attemptsWhileUp += 1;
-        return write();
-      },
-    });
-    const records = Array.from({ length: 40 }, () => sampleRecord());
-    for (let turn = 0; turn < 4; turn++) {
-      await Promise.all(records.slice(turn * 10, turn * 10 + 10).map((record) => log.append(record)));
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    down = false;
-    await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
-    // 10 + 10 merge (20); a third 10 would pass 25, so it starts the next batch with the fourth.
-    expect(attemptsWhileUp).toBe(2);
-    await log.close();
-    const db = new Database(path, { readonly: true });
-    const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
-    db.close();
-    expect(counts).toEqual({ n: 40, d: 40 });
-  });
+  // Four event-loop turns of 10 records while the store is down: four journal batches, one after
+  // another in the journal. Merged without a limit they are one attempt once the store is back;
+  // with a limit of 25, 10 + 10 merge and a third 10 would pass it, so it starts a second batch.
+  it.each([
+    { limit: undefined, attempts: 1 },
+    { limit: 25, attempts: 2 },
+  ])(
+    'merges the batches spooled during an outage (limit $limit): $attempts attempt(s) once the store is back',
+    async ({ limit, attempts }) => {
+      const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+      let down = true;
+      let attemptsWhileUp = 0;
+      const log = new SqliteDecisionLog({
+        path,
+        ...(limit !== undefined && { spoolBatchRecords: limit }),
+        storeWriteGuard: (write) => {
+          if (down) return Promise.reject(new Error('decision_log store unavailable (injected)'));
+          attemptsWhileUp += 1;
+          return write();
+        },
+      });
+      const records = Array.from({ length: 40 }, () => sampleRecord());
+      for (let turn = 0; turn < 4; turn++) {
+        await Promise.all(records.slice(turn * 10, turn * 10 + 10).map((record) => log.append(record)));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(log.spooled()).toBe(40);
+      down = false;
+      await vi.waitFor(() => expect(log.spooled()).toBe(0), { timeout: 10_000, interval: 20 });
+      expect(attemptsWhileUp).toBe(attempts);
+      await log.close();
+      const db = new Database(path, { readonly: true });
+      const counts = db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT decision_id) AS d FROM records').get();
+      db.close();
+      expect(counts).toEqual({ n: 40, d: 40 });
+    },
+  );
 
   it('keeps records beyond memoryRecords as journal references, read back whole while the store is down', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
