@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LazyChildLogger, lazyChildLoggerFactory } from './lazy-logger.js';
@@ -50,7 +50,7 @@ describe('LazyChildLogger', () => {
     const { lines, logger } = capture();
     const app = Fastify({
       loggerInstance: logger as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       childLoggerFactory: lazyChildLoggerFactory,
       genReqId: () => 'req-42',
     });
