@@ -438,6 +438,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       for (const pending of waiting) pending.reject(error);
       return;
     }
+    // What waits for SQLite: this turn's records, or, past `memoryRecords`, references that
+    // replace them in the same array (no one else holds it).
     const entries: PendingEntry[] = records;
     if (this.#pendingById.size + records.length <= this.#memoryRecords) {
       for (const record of records) {
