@@ -45,6 +45,25 @@ describe('DecisionService', () => {
     expect(stored?.response).toEqual(response);
   });
 
+  it("stores the receiving time as an event's timestamp when it has none, per millisecond", async () => {
+    let now = 1_800_000_000_000;
+    const { service, log } = setUp([], () => now);
+    const timestampOf = async (id: string) => {
+      const { response } = await service.decide('t1', login(id));
+      return (await log.get('t1', response.decision_id))?.event.timestamp;
+    };
+    expect(await timestampOf('same-ms-1')).toBe(new Date(now).toISOString());
+    expect(await timestampOf('same-ms-2')).toBe(new Date(now).toISOString());
+    now += 1;
+    expect(await timestampOf('next-ms')).toBe(new Date(now).toISOString());
+    now += 86_400_000;
+    expect(await timestampOf('next-day')).toBe(new Date(now).toISOString());
+    // A timestamp the client sent is kept as sent.
+    const sent = { ...login('sent'), timestamp: '2026-11-24T12:00:00.000Z' };
+    const { response } = await service.decide('t1', sent);
+    expect((await log.get('t1', response.decision_id))?.event.timestamp).toBe('2026-11-24T12:00:00.000Z');
+  });
+
   it('answers a retry with the first decision, also while the first is still pending', async () => {
     const { service, log } = setUp();
     const outcomes = await Promise.all(Array.from({ length: 10 }, () => service.decide('t1', login('same'))));
