@@ -212,6 +212,45 @@ describe('SqliteDecisionLog on disk', () => {
     await log.close();
   });
 
+  it.each([
+    ['held in memory', 20_000],
+    ['kept as journal references', 0],
+  ])('writes a turn larger than its line buffer whole, records %s', async (_, memoryRecords) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    let down = true;
+    const log = new SqliteDecisionLog({
+      path,
+      memoryRecords,
+      storeWriteGuard: (write) => (down ? Promise.reject(new Error('down (injected)')) : write()),
+    });
+    // About 12 KiB of multi-byte text per record, 100 records in one turn: over 1 MiB, several
+    // times the line buffer's first size, so it grows within the turn.
+    const records = Array.from({ length: 100 }, (_, index) =>
+      sampleRecord({
+        event: {
+          type: 'payment',
+          id: `évt-big-${index}`,
+          timestamp: '2026-11-24T12:00:00Z',
+          fields: { account_id: `u-${index}`, note: `${index}:${'Zürich 🏔️ €'.repeat(1000)}` },
+        },
+      }),
+    );
+    await Promise.all(records.map((record) => log.append(record)));
+    const journal = readFileSync(`${path}.journal`, 'utf8').trim().split('\n');
+    expect(journal).toHaveLength(101);
+    for (const record of records) expect(await log.get(record.tenantId, record.decisionId)).toEqual(record);
+    // The next, small turn is written after it, from the buffer at its usual size.
+    const after = sampleRecord();
+    await log.append(after);
+    expect(await log.get(after.tenantId, after.decisionId)).toEqual(after);
+    down = false;
+    await log.close();
+    const reopened = new SqliteDecisionLog({ path });
+    for (const record of [...records, after])
+      expect(await reopened.get(record.tenantId, record.decisionId)).toEqual(record);
+    await reopened.close();
+  });
+
   it('offers the spooled batches once more on close, so a clean stop leaves nothing behind', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     let down = true;

@@ -109,6 +109,11 @@ class JournalRef {
 /** A record in the journal and not yet in SQLite: the record itself, or where to read it. */
 type PendingEntry = DecisionRecord | JournalRef;
 
+/** The journal lines of a turn are encoded into a buffer of this size, grown when a turn needs more. */
+const lineBufferBytes = 256 * 1024;
+/** A line buffer grown beyond this by a turn of large batches is not kept for the next turns. */
+const maxKeptLineBuffer = 4 * 1024 * 1024;
+
 /** A journal that a rotation renamed away is `<journal><suffix><generation>` until deleted. */
 const retiredSuffix = '.retired-';
 
@@ -193,8 +198,15 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #journal: number;
   #generation: number;
   #written: number;
-  /** Lines and records appended this turn, not yet in the journal. */
-  #rows: string[] = [];
+  /**
+   * This turn's journal lines, encoded as they are appended (`#lineEnds[i]` is where line `i`
+   * ends, its newline included), and their records; not yet in the journal. Encoding each JSON
+   * text straight into one reused buffer spares the joined string of the turn and its second
+   * encoding by `write(2)`'s string path.
+   */
+  #lines = Buffer.allocUnsafe(lineBufferBytes);
+  #linesLength = 0;
+  #lineEnds: number[] = [];
   #records: DecisionRecord[] = [];
   #waiting: Pending[] = [];
   #scheduled = false;
@@ -382,13 +394,18 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       record.ruleIds,
       record.entities,
     ];
-    this.#rows.push(
-      `${JSON.stringify(columns)}\t${JSON.stringify({
-        event: record.event,
-        response: record.response,
-        features: record.features,
-      })}`,
-    );
+    const head = JSON.stringify(columns);
+    const body = JSON.stringify({ event: record.event, response: record.response, features: record.features });
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit, so this is room enough for the line.
+    this.#reserve(3 * (head.length + body.length) + 2);
+    const lines = this.#lines;
+    let at = this.#linesLength;
+    at += lines.write(head, at, 'utf8');
+    lines[at++] = 0x09;
+    at += lines.write(body, at, 'utf8');
+    lines[at++] = 0x0a;
+    this.#linesLength = at;
+    this.#lineEnds.push(at);
     this.#records.push(record);
     this.#events.add(eventKey(record.tenantId, record.event.id, record.kind));
     return new Promise((resolve, reject) => {
@@ -402,7 +419,16 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
 
   /** Records appended and not yet in the journal; those in the journal and not yet in SQLite are durable. */
   queueDepth(): number {
-    return this.#rows.length;
+    return this.#records.length;
+  }
+
+  /** Makes room for `bytes` more in this turn's line buffer, keeping what it holds. */
+  #reserve(bytes: number): void {
+    const needed = this.#linesLength + bytes;
+    if (needed <= this.#lines.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(needed, 2 * this.#lines.length));
+    this.#lines.copy(grown, 0, 0, this.#linesLength);
+    this.#lines = grown;
   }
 
   /** Records durable in the journal that SQLite refused or could not be offered yet. */
@@ -420,20 +446,24 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   /** Writes this turn's records to the journal, answers their appends, and hands them to the writer. */
   #writeJournal(): void {
     this.#scheduled = false;
-    if (this.#rows.length === 0) return;
-    const lines = this.#rows;
-    const rows = lines.join('\n');
+    if (this.#records.length === 0) return;
+    const length = this.#linesLength;
+    const lineEnds = this.#lineEnds;
     const records = this.#records;
     const waiting = this.#waiting;
-    this.#rows = [];
+    this.#linesLength = 0;
+    this.#lineEnds = [];
     this.#records = [];
     this.#waiting = [];
     const from = this.#written;
     try {
-      const line = `${rows}\n`;
-      writeSync(this.#journal, line);
+      // The buffer is reused once written, which happens before this returns.
+      for (let done = 0; done < length; )
+        done += writeSync(this.#journal, this.#lines, done, length - done);
+      // A turn of large batches grew it: it goes back to its usual size rather than staying large.
+      if (this.#lines.length > maxKeptLineBuffer) this.#lines = Buffer.allocUnsafe(lineBufferBytes);
       if (this.#sync === 'full') fdatasyncSync(this.#journal);
-      this.#written += Buffer.byteLength(line);
+      this.#written += length;
     } catch (error) {
       for (const pending of waiting) pending.reject(error);
       return;
@@ -448,10 +478,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       }
     } else {
       // SQLite is behind (a store outage): keep where each line is, not the record.
-      let offset = from;
       for (let index = 0; index < records.length; index++) {
         const record = records[index] as DecisionRecord;
-        const length = Buffer.byteLength(lines[index] as string);
+        const start = index === 0 ? 0 : (lineEnds[index - 1] as number);
         const key = eventKey(record.tenantId, record.event.id, record.kind);
         const ref = new JournalRef(
           record.decisionId,
@@ -459,10 +488,9 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
           key,
           record.createdAt,
           this.#generation,
-          offset,
-          length,
+          from + start,
+          (lineEnds[index] as number) - start - 1,
         );
-        offset += length + 1;
         entries[index] = ref;
         this.#pendingById.set(record.decisionId, ref);
         this.#pendingByEvent.set(key, ref);
@@ -639,7 +667,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
    * (measured in the decision-log-down drill), every 64 MiB of decisions.
    */
   #rotateJournal(): void {
-    if (this.#pendingById.size > 0 || this.#rows.length > 0 || this.#written < this.#rotationBytes) return;
+    if (this.#pendingById.size > 0 || this.#records.length > 0 || this.#written < this.#rotationBytes) return;
     const retired = `${this.#journalPath}${retiredSuffix}${this.#generation}`;
     this.#generation += 1;
     const header = journalHeader(this.#generation);
@@ -666,7 +694,8 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     this.#requests.clear();
     for (const pending of this.#waiting) pending.reject(error);
     this.#waiting = [];
-    this.#rows = [];
+    this.#linesLength = 0;
+    this.#lineEnds = [];
     this.#records = [];
     this.#wakeIdle();
   }
@@ -829,7 +858,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   /** Resolves once every queued and in-flight write has committed or failed. */
   async #drain(): Promise<void> {
     while (this.#failure === undefined) {
-      if (this.#rows.length > 0) this.#writeJournal();
+      if (this.#records.length > 0) this.#writeJournal();
       if (!this.#offering) this.#offerOutbox();
       if (this.#requests.size === 0 && !this.#offering) break;
       await new Promise<void>((resolve) => this.#idle.push(resolve));
