@@ -395,7 +395,11 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       record.entities,
     ];
     const head = JSON.stringify(columns);
-    const body = JSON.stringify({ event: record.event, response: record.response, features: record.features });
+    const body = JSON.stringify({
+      event: record.event,
+      response: record.response,
+      features: record.features,
+    });
     // UTF-8 takes at most 3 bytes per UTF-16 code unit, so this is room enough for the line.
     this.#reserve(3 * (head.length + body.length) + 2);
     const lines = this.#lines;
@@ -458,8 +462,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     const from = this.#written;
     try {
       // The buffer is reused once written, which happens before this returns.
-      for (let done = 0; done < length; )
-        done += writeSync(this.#journal, this.#lines, done, length - done);
+      for (let done = 0; done < length; ) done += writeSync(this.#journal, this.#lines, done, length - done);
       // A turn of large batches grew it: it goes back to its usual size rather than staying large.
       if (this.#lines.length > maxKeptLineBuffer) this.#lines = Buffer.allocUnsafe(lineBufferBytes);
       if (this.#sync === 'full') fdatasyncSync(this.#journal);
