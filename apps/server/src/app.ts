@@ -62,6 +62,17 @@ const withFormats = (ajv: Ajv): Ajv => {
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Status codes as label text, made once each rather than per request. */
+const statusTexts = new Map<number, string>();
+function statusText(status: number): string {
+  let text = statusTexts.get(status);
+  if (text === undefined) {
+    text = String(status);
+    statusTexts.set(status, text);
+  }
+  return text;
+}
+
 /** Builds the HTTP application from already-open dependencies; no listening, no signals. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
@@ -114,9 +125,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     sendError(reply, new VigilError('draining'));
   });
   app.addHook('onResponse', (request, reply, done) => {
-    deps.metrics.requestDuration
-      .labels(request.method, request.routeOptions.url ?? 'unmatched', String(reply.statusCode))
-      .observe(reply.elapsedTime / 1000);
+    deps.metrics.requestDuration.observe(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      statusText(reply.statusCode),
+      reply.elapsedTime / 1000,
+    );
     done();
   });
 

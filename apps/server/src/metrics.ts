@@ -1,23 +1,22 @@
 import type { Metrics } from '@vigil/engine';
 import type { Verdict } from '@vigil/protocol';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { RequestDurations } from './request-durations.js';
 
 /** The node's Prometheus registry and the instruments the server and engine report to. */
 export class NodeMetrics implements Metrics {
   readonly registry = new Registry();
-  readonly requestDuration = new Histogram({
-    name: 'vigil_http_request_duration_seconds',
-    help: 'HTTP request latency by route; its _count gives the request rate.',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-    registers: [this.registry],
-  });
-  readonly decisions = new Counter({
-    name: 'vigil_decisions_total',
-    help: 'Decisions answered, by tenant and verdict.',
-    labelNames: ['tenant', 'verdict'] as const,
-    registers: [this.registry],
-  });
+  readonly requestDuration = new RequestDurations(
+    this.registry,
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  );
+  /**
+   * Decisions counted since the last scrape, by tenant, then verdict: a decision adds one to a
+   * number here, and the counter takes the sums when scraped (`collect`), instead of hashing a
+   * label object per decision.
+   */
+  readonly #decisionCounts = new Map<string, Map<Verdict, { count: number }>>();
+  readonly decisions: Counter<'tenant' | 'verdict'>;
 
   readonly shadows = new Counter({
     name: 'vigil_shadow_decisions_total',
@@ -41,6 +40,21 @@ export class NodeMetrics implements Metrics {
   });
 
   constructor(queueDepth: () => number, spooled: () => number = () => 0) {
+    const counts = this.#decisionCounts;
+    this.decisions = new Counter({
+      name: 'vigil_decisions_total',
+      help: 'Decisions answered, by tenant and verdict.',
+      labelNames: ['tenant', 'verdict'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [tenant, byVerdict] of counts) {
+          for (const [verdict, pending] of byVerdict) {
+            if (pending.count > 0) this.inc({ tenant, verdict }, pending.count);
+            pending.count = 0;
+          }
+        }
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
     new Gauge({
       name: 'vigil_decision_log_queue_depth',
@@ -89,7 +103,14 @@ export class NodeMetrics implements Metrics {
   }
 
   decision(tenantId: string, verdict: Verdict): void {
-    this.decisions.labels(tenantId, verdict).inc();
+    let byVerdict = this.#decisionCounts.get(tenantId);
+    if (byVerdict === undefined) {
+      byVerdict = new Map();
+      this.#decisionCounts.set(tenantId, byVerdict);
+    }
+    const pending = byVerdict.get(verdict);
+    if (pending === undefined) byVerdict.set(verdict, { count: 1 });
+    else pending.count += 1;
   }
 
   shadow(tenantId: string, version: number, verdict: Verdict, agrees: boolean): void {
