@@ -212,6 +212,36 @@ describe('SqliteDecisionLog on disk', () => {
     await log.close();
   });
 
+  it('journals the same line whether or not the response comes as JSON text', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const log = new SqliteDecisionLog({ path });
+    const plain = sampleRecord({ features: { txn_count_1h: 3, name: 'Zürich €' } });
+    const textual = { ...plain, decisionId: `${plain.decisionId}-text` };
+    const bare = sampleRecord();
+    const bareText = { ...bare, decisionId: `${bare.decisionId}-text` };
+    await Promise.all([
+      log.append(plain),
+      log.append(textual, JSON.stringify(textual.response)),
+      log.append(bare),
+      log.append(bareText, JSON.stringify(bareText.response)),
+    ]);
+    const body = (line: string) => line.slice(line.indexOf('\t') + 1);
+    const lines = readFileSync(`${path}.journal`, 'utf8').trim().split('\n').slice(1);
+    expect(lines).toHaveLength(4);
+    expect(body(lines[1] as string)).toBe(body(lines[0] as string));
+    expect(body(lines[3] as string)).toBe(body(lines[2] as string));
+    expect(JSON.parse(body(lines[1] as string))).toEqual({
+      event: textual.event,
+      response: textual.response,
+      features: textual.features,
+    });
+    await log.close();
+    const reopened = new SqliteDecisionLog({ path });
+    for (const record of [plain, textual, bare, bareText])
+      expect(await reopened.get(record.tenantId, record.decisionId)).toEqual(record);
+    await reopened.close();
+  });
+
   it.each([
     ['held in memory', 20_000],
     ['kept as journal references', 0],

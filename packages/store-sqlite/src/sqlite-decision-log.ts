@@ -378,7 +378,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
     return statement;
   }
 
-  append(record: DecisionRecord): Promise<void> {
+  append(record: DecisionRecord, responseJson?: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     // One line per record, the journal's and the writer's: the columns as a JSON array, a tab,
@@ -395,19 +395,35 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
       record.entities,
     ];
     const head = JSON.stringify(columns);
-    const body = JSON.stringify({
-      event: record.event,
-      response: record.response,
-      features: record.features,
-    });
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit, so this is room enough for the line.
-    this.#reserve(3 * (head.length + body.length) + 2);
-    const lines = this.#lines;
-    let at = this.#linesLength;
-    at += lines.write(head, at, 'utf8');
-    lines[at++] = 0x09;
-    at += lines.write(body, at, 'utf8');
-    lines[at++] = 0x0a;
+    let at: number;
+    if (responseJson === undefined) {
+      const body = JSON.stringify({
+        event: record.event,
+        response: record.response,
+        features: record.features,
+      });
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit, so this is room enough for the line.
+      this.#reserve(3 * (head.length + body.length) + 2);
+      at = this.#put(head, this.#linesLength);
+      this.#lines[at++] = 0x09;
+      at = this.#put(body, at);
+    } else {
+      // The same text as above, with the response's JSON as the service made it for the answer.
+      const event = JSON.stringify(record.event);
+      const features = record.features === undefined ? undefined : JSON.stringify(record.features);
+      this.#reserve(3 * (head.length + event.length + responseJson.length + (features?.length ?? 0)) + 64);
+      at = this.#put(head, this.#linesLength);
+      at = this.#put('\t{"event":', at);
+      at = this.#put(event, at);
+      at = this.#put(',"response":', at);
+      at = this.#put(responseJson, at);
+      if (features !== undefined) {
+        at = this.#put(',"features":', at);
+        at = this.#put(features, at);
+      }
+      this.#lines[at++] = 0x7d; // }
+    }
+    this.#lines[at++] = 0x0a;
     this.#linesLength = at;
     this.#lineEnds.push(at);
     this.#records.push(record);
@@ -424,6 +440,11 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   /** Records appended and not yet in the journal; those in the journal and not yet in SQLite are durable. */
   queueDepth(): number {
     return this.#records.length;
+  }
+
+  /** Encodes `text` into the line buffer at `at` (room made before); returns where it ends. */
+  #put(text: string, at: number): number {
+    return at + this.#lines.write(text, at, 'utf8');
   }
 
   /** Makes room for `bytes` more in this turn's line buffer, keeping what it holds. */

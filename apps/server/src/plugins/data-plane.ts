@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { DecisionLog, DecisionService } from '@vigil/engine';
 import {
   DecisionBatchRequest,
@@ -57,7 +57,12 @@ export const dataPlane: FastifyPluginAsyncTypebox<DataPlaneOptions> = async (app
       const arrivedAt = performance.now() - reply.elapsedTime;
       const outcome = await options.decisions.decide(tenantOf(request), request.body, arrivedAt);
       if (outcome.replayed) reply.header('idempotent-replay', 'true');
-      return outcome.response;
+      // The answer's JSON as the service made it (and the log stored it): Fastify sends a string
+      // with a JSON content type as it is, without the response schema's serialiser. The schema
+      // still documents the body; its type says object, hence the cast.
+      return reply
+        .type('application/json; charset=utf-8')
+        .send(outcome.json as unknown as Static<typeof DecisionResponse>);
     },
   );
 

@@ -127,10 +127,10 @@ export function guardDecisionLog(
   onDegraded: (tenantId: string, components: readonly string[]) => void,
 ): DecisionLog {
   return decorate(log, guard, (name) => guardedLogMethods.has(name), {
-    append: ((record: DecisionRecord) => {
+    append: ((record: DecisionRecord, responseJson?: string) => {
       const degraded = record.response?.degraded;
       if (degraded !== undefined && degraded.length > 0) onDegraded(record.tenantId, degraded);
-      return log.append(record);
+      return log.append(record, responseJson);
     }) as Method,
   });
 }

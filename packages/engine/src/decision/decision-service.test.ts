@@ -72,6 +72,27 @@ describe('DecisionService', () => {
     expect((await log.search({ tenantId: 't1', limit: 100 })).records).toHaveLength(1);
   });
 
+  it('gives the answer as JSON text once, the same text to every retry and to the log', async () => {
+    const log = new MemoryDecisionLog();
+    const texts: (string | undefined)[] = [];
+    const append = log.append.bind(log);
+    log.append = (record, responseJson) => {
+      texts.push(responseJson);
+      return append(record, responseJson);
+    };
+    const { service } = setUp([], Date.now, log);
+    const first = await service.decide('t1', login('json'));
+    expect(JSON.parse(first.json)).toEqual(first.response);
+    expect(texts).toEqual([first.json]);
+    // A retry while the answer is remembered gets the text (and the object read from it).
+    const again = await service.decide('t1', login('json'));
+    expect(again).toEqual({ json: first.json, response: first.response, replayed: true });
+    // After a restart the log answers; its stored answer serialises to the same text.
+    const restarted = setUp([], Date.now, log).service;
+    expect((await restarted.decide('t1', login('json'))).json).toBe(first.json);
+    expect(texts).toHaveLength(1);
+  });
+
   it('finds a decision older than its memory in the log, and forgets it after 24 hours', async () => {
     let clock = 1_000_000;
     const { service, log } = setUp([], () => clock);

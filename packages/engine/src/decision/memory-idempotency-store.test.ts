@@ -78,10 +78,14 @@ describe('DecisionService with a shared idempotency store', () => {
     const first = await a.service.decide('t1', login('e1'));
     await flush();
     const again = await b.service.decide('t1', login('e1'));
-    expect(again).toEqual({ response: first.response, replayed: true });
+    expect(again).toEqual({ json: first.json, response: first.response, replayed: true });
     expect(stage.runs).toBe(1);
     // Node B remembers it now: the next retry there is answered from its own index.
-    expect(await b.service.decide('t1', login('e1'))).toEqual({ response: first.response, replayed: true });
+    expect(await b.service.decide('t1', login('e1'))).toEqual({
+      json: first.json,
+      response: first.response,
+      replayed: true,
+    });
     expect((await b.log.search({ tenantId: 't1', limit: 10 })).records).toHaveLength(0);
   });
 
@@ -134,6 +138,7 @@ describe('DecisionService with a shared idempotency store', () => {
     await flush();
     // Once A is done, B's retry gets A's answer.
     expect(await b.service.decide('t1', login('slow', 20))).toEqual({
+      json: decided.json,
       response: decided.response,
       replayed: true,
     });
@@ -158,7 +163,11 @@ describe('DecisionService with a shared idempotency store', () => {
     const first = await a.service.decide('t1', login('old'));
     // A node whose log holds the record (delivered) but whose shared store lost the id.
     const b = node(shared, [], log);
-    expect(await b.service.decide('t1', login('old'))).toEqual({ response: first.response, replayed: true });
+    expect(await b.service.decide('t1', login('old'))).toEqual({
+      json: first.json,
+      response: first.response,
+      replayed: true,
+    });
     await flush();
     expect(await shared.claim('t1', 'decision', 'old', 1000)).toEqual({
       state: 'done',
@@ -171,10 +180,15 @@ describe('DecisionService with a shared idempotency store', () => {
     const { service, log } = node(unreachable, [stage]);
     const first = await service.decide('t1', login('e1'));
     expect(first.replayed).toBe(false);
-    expect(await service.decide('t1', login('e1'))).toEqual({ response: first.response, replayed: true });
+    expect(await service.decide('t1', login('e1'))).toEqual({
+      json: first.json,
+      response: first.response,
+      replayed: true,
+    });
     // After a restart (an empty index), the log still answers.
     const restarted = node(unreachable, [stage], log);
     expect(await restarted.service.decide('t1', login('e1'))).toEqual({
+      json: first.json,
       response: first.response,
       replayed: true,
     });

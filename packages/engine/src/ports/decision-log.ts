@@ -77,7 +77,12 @@ export interface FeedbackRecord extends FeedbackRequest {
  * - Every read is scoped to one tenant; no call returns another tenant's record.
  */
 export interface DecisionLog {
-  append(record: DecisionRecord): Promise<void>;
+  /**
+   * `responseJson`, when given, is `JSON.stringify(record.response)` as the caller already made
+   * it (the answer's bytes), so an adapter that stores the response as JSON need not serialise it
+   * again.
+   */
+  append(record: DecisionRecord, responseJson?: string): Promise<void>;
   get(tenantId: string, decisionId: string): Promise<DecisionRecord | undefined>;
   /** The newest record of this kind for an event id at or after `since` (epoch ms), for idempotency. */
   findByEventId(
