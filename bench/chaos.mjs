@@ -11,7 +11,7 @@
 //   node bench/chaos.mjs --windows         also print each stream's figures per second
 //   node bench/chaos.mjs --list            the drills' names
 //
-// Each drill starts its own node (`apps/server/dist/main.js`: fresh temporary data dir, free port,
+// Each drill starts its own node (`apps/server/bundle/main.js`: fresh temporary data dir, free port,
 // `VIGIL_IP_DATA=off`, a random admin token), sets up its tenants over HTTP, and runs an
 // open-loop load from bench/chaos/load-generator.mjs in a child process while this process
 // injects the fault on a timeline. It prints one row per drill, then the whole table in Markdown,

@@ -36,7 +36,7 @@ function freePort() {
 
 async function startNode(dataDir, port) {
   const startedAt = performance.now();
-  const child = spawn(process.execPath, [join(root, 'apps/server/dist/main.js')], {
+  const child = spawn(process.execPath, [join(root, 'apps/server/bundle/main.js')], {
     env: {
       ...process.env,
       PORT: String(port),

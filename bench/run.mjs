@@ -948,7 +948,7 @@ async function benchBare(options, template, pacedConnections) {
 }
 
 /**
- * Starts Vigil (`node apps/server/dist/main.js`, with `nodeArgs`) on a free port and a new data
+ * Starts Vigil (`node apps/server/bundle/main.js`, what `npm start` runs, with `nodeArgs`) on a free port and a new data
  * dir, waits until it is ready and has loaded its IP data, runs `work({ port, adminToken, readyMs,
  * pid })`, then stops it and removes the data dir, also when anything fails.
  */
@@ -960,7 +960,7 @@ async function withVigil(nodeArgs, work, extraEnv = {}) {
   // VIGIL_BENCH_NODE_ARGS (space-separated) adds node options to every Vigil process, for
   // diagnostics such as `--cpu-prof --cpu-prof-dir=DIR` or `--trace-gc`; off by default.
   const extraArgs = (process.env.VIGIL_BENCH_NODE_ARGS ?? '').split(' ').filter((part) => part !== '');
-  const server = startServer('vigil', [...nodeArgs, ...extraArgs, join(root, 'apps/server/dist/main.js')], {
+  const server = startServer('vigil', [...nodeArgs, ...extraArgs, join(root, 'apps/server/bundle/main.js')], {
     PORT: String(port),
     HOST: '127.0.0.1',
     VIGIL_DATA_DIR: dataDir,

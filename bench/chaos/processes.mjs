@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
-const mainScript = join(root, 'apps/server/dist/main.js');
+const mainScript = join(root, 'apps/server/bundle/main.js');
 const generatorScript = fileURLToPath(new URL('./load-generator.mjs', import.meta.url));
 
 const children = new Set();
@@ -84,7 +84,7 @@ function pin(pid, cpu) {
 }
 
 /**
- * Starts `apps/server/dist/main.js` on `port` with `dataDir`; resolves once `/readyz` answers 200.
+ * Starts `apps/server/bundle/main.js` (what `npm start` runs) on `port` with `dataDir`; resolves once `/readyz` answers 200.
  * `extraEnv` comes last, so `--env=NAME=value` options can set any node setting.
  */
 export async function startNode({ port, dataDir, adminToken, extraEnv = {}, readyLimitMs = 60_000 }) {

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-export const mainScript = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+/** What `npm start` runs: the bundle of the built server (`npm run build`, which `npm test` runs first). */
+export const mainScript = fileURLToPath(new URL('../bundle/main.js', import.meta.url));
 
 export async function freePort(): Promise<number> {
   const server = createServer();
