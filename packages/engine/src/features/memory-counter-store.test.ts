@@ -48,6 +48,49 @@ describe('MemoryCounterStore', () => {
     expect(await store.apply(t0 + 30 * minute + hour + minute, [read(count, 'k')])).toEqual([0]);
   });
 
+  it('keeps every key exact across its growing storage: 3,000 keys, freed rows reused', async () => {
+    // Enough keys for the first block of rows to double several times and for more blocks after
+    // it; every bucketed aggregation, compared with a plain list of events per key.
+    const store = new MemoryCounterStore();
+    const counters = (['count', 'sum', 'avg', 'min', 'max', 'last', 'first_seen'] as const).map((a) =>
+      spec(a),
+    );
+    const events = new Map<string, { at: number; value: number }[]>();
+    const expected = (aggregation: Aggregation, key: string, at: number) => {
+      const bucket = Math.floor(at / minute);
+      const live = (events.get(key) ?? []).filter((event) => Math.floor(event.at / minute) >= bucket - 60);
+      const values = live.map((event) => event.value);
+      if (aggregation === 'count') return live.length;
+      if (aggregation === 'sum') return values.reduce((a, b) => a + b, 0);
+      if (live.length === 0) return null;
+      if (aggregation === 'avg') return values.reduce((a, b) => a + b, 0) / values.length;
+      if (aggregation === 'min') return Math.min(...values);
+      if (aggregation === 'max') return Math.max(...values);
+      if (aggregation === 'last') return (live.at(-1) as { value: number }).value;
+      return (at - Math.min(...live.map((event) => event.at))) / 1000;
+    };
+    let x = 11;
+    const step = async (at: number, key: string) => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const value = (x % 10_000) / 100;
+      events.set(key, [...(events.get(key) ?? []), { at, value }]);
+      const answers = await store.apply(
+        at,
+        counters.map((counter) => add(counter, key, value)),
+      );
+      expect(answers).toEqual(counters.map((counter) => expected(counter.aggregation, key, at)));
+    };
+    for (let index = 0; index < 3000; index++) await step(t0 + index, `k${index}`);
+    // A second event for keys spread over all the rows, half an hour later.
+    for (let index = 0; index < 3000; index += 7) await step(t0 + 30 * minute + index, `k${index}`);
+    // Past every window: all keys are freed, and new keys take the freed rows, empty.
+    for (let pass = 0; pass < 10 && store.keyCount() > 0; pass++) store.expire(t0 + 3 * hour);
+    expect(store.keyCount()).toBe(0);
+    events.clear();
+    for (let index = 0; index < 3000; index += 3) await step(t0 + 3 * hour + index, `new-${index}`);
+    expect(store.keyCount()).toBe(counters.length * 1000);
+  });
+
   it('estimates distinct values with a sliding HyperLogLog of 1,024 registers', () => {
     expect(SlidingHyperLogLog.registers).toBe(1024);
   });
