@@ -56,7 +56,7 @@ export class RequestDurations {
     const bounds = this.#upperBounds;
     for (let index = 0; index < bounds.length; index++) {
       if (seconds <= (bounds[index] as number)) {
-        (series.buckets[index] as number) += 1;
+        series.buckets[index] = (series.buckets[index] as number) + 1;
         break;
       }
     }
