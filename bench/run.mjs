@@ -13,6 +13,8 @@
 //                                      only the full configuration, embedded and distributed
 //   node bench/run.mjs --isolation-only
 //                                      only the noisy-tenant isolation measurement (issue 5), with wrk
+//   node bench/run.mjs --alternating-only
+//                                      Vigil (no policy) and bare Fastify loaded in turns: 6 pairs, median ratio
 //
 // The distributed scenario (issue 6) is the full reference configuration on one node with
 // VIGIL_REDIS_URL and VIGIL_DATABASE_URL: a private `redis-server` and a private PostgreSQL
@@ -88,6 +90,7 @@ function parseOptions(argv) {
     http: true,
     distributedOnly: false,
     isolationOnly: false,
+    alternatingOnly: false,
     components: true,
   };
   for (const argument of argv) {
@@ -110,10 +113,14 @@ function parseOptions(argv) {
       options.isolationOnly = true;
       options.rules = false;
       options.components = false;
+    } else if (argument === '--alternating-only') {
+      options.alternatingOnly = true;
+      options.rules = false;
+      options.components = false;
     } else if (/^--runs=\d+$/.test(argument)) options.runs = Math.max(1, Number(argument.slice(7)));
     else {
       throw new Error(
-        `unknown argument: ${argument} (use --quick, --runs=N, --profile, --rules-only, --http-only, --components-only, --distributed-only, --isolation-only)`,
+        `unknown argument: ${argument} (use --quick, --runs=N, --profile, --rules-only, --http-only, --components-only, --distributed-only, --isolation-only, --alternating-only)`,
       );
     }
   }
@@ -1588,6 +1595,90 @@ function benchIsolation(options, template) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Alternating: Vigil and bare Fastify loaded in turns, for a ratio the machine's drift moves less
+
+/** Pairs in `--alternating-only`; each pair is one measured run of each server, back to back. */
+const alternatingPairs = 6;
+
+/**
+ * `--alternating-only`: Vigil (no policy) and the bare server both started, then loaded in turns
+ * at full load (the same 50 connections), never at once: a warm-up of each, then
+ * {@link alternatingPairs} pairs of measured runs, Vigil then bare, the order swapped every other
+ * pair. The machine's speed drifts within minutes here, and in the sequential runs each server
+ * caught its own state; a pair spans one measured run of each, so its ratio sees about the same.
+ * The idle server costs next to nothing while the other is loaded (its CPU is read apart).
+ */
+async function runAlternating(options, template) {
+  const loadBefore = loadavg();
+  const port = await freePort();
+  const spawnedAt = performance.now();
+  const bareServer = startServer('bare fastify', [join(benchDir, 'bare-fastify.mjs')], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+  });
+  try {
+    await waitReady(bareServer, port, spawnedAt);
+    const bare = {
+      port,
+      apiKey: `k_${'x'.repeat(12)}.${'y'.repeat(43)}`,
+      template,
+      pid: bareServer.child.pid,
+    };
+    const pairs = await withVigil([], async ({ port: vigilPort, adminToken, pid }) => {
+      const { apiKey } = await setUpTenant(vigilPort, adminToken);
+      await checkDecision(vigilPort, apiKey, template);
+      const vigil = { port: vigilPort, apiKey, template, pid };
+      const seconds = options.seconds.measure;
+      for (const load of [vigil, bare]) {
+        await runWrk({ ...load, connections: options.connections, seconds: options.seconds.warmup });
+      }
+      const results = [];
+      for (let pair = 0; pair < alternatingPairs; pair += 1) {
+        const order = pair % 2 === 0 ? [vigil, bare] : [bare, vigil];
+        const runs = [];
+        for (const load of order)
+          runs.push(await runWrk({ ...load, connections: options.connections, seconds }));
+        const [vigilRun, bareRun] = pair % 2 === 0 ? runs : [runs[1], runs[0]];
+        const ratio = round2(vigilRun.rps / bareRun.rps);
+        console.log(
+          `  pair ${pair + 1}/${alternatingPairs}: vigil ${vigilRun.rps} req/s (${vigilRun.server_cpu_us_per_request} µs CPU/req), bare ${bareRun.rps} req/s (${bareRun.server_cpu_us_per_request} µs), ratio ${Math.round(ratio * 100)}%`,
+        );
+        results.push({ vigil: vigilRun, bare: bareRun, ratio });
+      }
+      return results;
+    });
+    const summary = {
+      pairs: pairs.length,
+      ratio_median: median(pairs.map((pair) => pair.ratio)),
+      ratio_min: Math.min(...pairs.map((pair) => pair.ratio)),
+      ratio_max: Math.max(...pairs.map((pair) => pair.ratio)),
+      vigil_rps_median: median(pairs.map((pair) => pair.vigil.rps)),
+      bare_rps_median: median(pairs.map((pair) => pair.bare.rps)),
+      vigil_cpu_us_median: median(pairs.map((pair) => pair.vigil.server_cpu_us_per_request)),
+      bare_cpu_us_median: median(pairs.map((pair) => pair.bare.server_cpu_us_per_request)),
+      target: `>= ${targets.ratio * 100}%`,
+    };
+    summary.met = summary.ratio_median >= targets.ratio;
+    console.log(
+      `\nvigil / bare, alternating   median ${Math.round(summary.ratio_median * 100)}% of ${summary.pairs} pairs (${Math.round(summary.ratio_min * 100)}..${Math.round(summary.ratio_max * 100)}%); vigil ${summary.vigil_rps_median} req/s at ${summary.vigil_cpu_us_median} µs CPU/req, bare ${summary.bare_rps_median} at ${summary.bare_cpu_us_median} µs   (target >= 60%: ${summary.met ? 'met' : 'NOT MET'})`,
+    );
+    const report = {
+      date: new Date().toISOString(),
+      machine: machine(),
+      options: { quick: options.quick, seconds: options.seconds, connections: options.connections },
+      load_average: { before: loadBefore.map(round2), after: loadavg().map(round2) },
+      summary,
+      pairs,
+    };
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, 'alternating-latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    console.log('wrote bench/results/alternating-latest.json');
+  } finally {
+    await stopServer(bareServer);
+  }
+}
+
 async function runIsolation(options, template) {
   const loadBefore = loadavg();
   console.log('noisy-tenant isolation: vigil, no policy ...');
@@ -1629,6 +1720,10 @@ async function main() {
   const options = parseOptions(process.argv.slice(2));
   if (options.isolationOnly) {
     await runIsolation(options, bodyTemplate());
+    return;
+  }
+  if (options.alternatingOnly) {
+    await runAlternating(options, bodyTemplate());
     return;
   }
   if (options.rules) await runRulesBenchmark(options);
