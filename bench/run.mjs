@@ -927,10 +927,10 @@ async function measurePaced(load, options, target) {
 // One run: Vigil, then the bare server (which also repeats Vigil's half-load pacing as a control).
 
 /**
- * The bare server at full load, then, as a control for Vigil's half-load latency, at the same
- * paced load (connections and think time) that Vigil's half-load run used.
+ * Starts the bare server on a free port and waits until it is ready; `load` is its wrk target.
+ * Stop `server` with `stopServer`.
  */
-async function benchBare(options, template, pacedConnections) {
+async function startBare(template) {
   const port = await freePort();
   const spawnedAt = performance.now();
   const server = startServer('bare fastify', [join(benchDir, 'bare-fastify.mjs')], {
@@ -941,6 +941,20 @@ async function benchBare(options, template, pacedConnections) {
     const readyMs = await waitReady(server, port, spawnedAt);
     // The bare server ignores credentials; a key of a typical length keeps the request size alike.
     const load = { port, apiKey: `k_${'x'.repeat(12)}.${'y'.repeat(43)}`, template, pid: server.child.pid };
+    return { server, load, readyMs };
+  } catch (error) {
+    await stopServer(server);
+    throw error;
+  }
+}
+
+/**
+ * The bare server at full load, then, as a control for Vigil's half-load latency, at the same
+ * paced load (connections and think time) that Vigil's half-load run used.
+ */
+async function benchBare(options, template, pacedConnections) {
+  const { server, load, readyMs } = await startBare(template);
+  try {
     const max = await measureMax(load, options);
     const paced = await runWrk({
       ...load,
@@ -1611,20 +1625,8 @@ const alternatingPairs = 6;
  */
 async function runAlternating(options, template) {
   const loadBefore = loadavg();
-  const port = await freePort();
-  const spawnedAt = performance.now();
-  const bareServer = startServer('bare fastify', [join(benchDir, 'bare-fastify.mjs')], {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-  });
+  const { server: bareServer, load: bare } = await startBare(template);
   try {
-    await waitReady(bareServer, port, spawnedAt);
-    const bare = {
-      port,
-      apiKey: `k_${'x'.repeat(12)}.${'y'.repeat(43)}`,
-      template,
-      pid: bareServer.child.pid,
-    };
     const pairs = await withVigil([], async ({ port: vigilPort, adminToken, pid }) => {
       const { apiKey } = await setUpTenant(vigilPort, adminToken);
       await checkDecision(vigilPort, apiKey, template);
