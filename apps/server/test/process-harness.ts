@@ -1,10 +1,32 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /** What `npm start` runs: the bundle of the built server (`npm run build`, which `npm test` runs first). */
 export const mainScript = fileURLToPath(new URL('../bundle/main.js', import.meta.url));
+const builtMain = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+/**
+ * Refuses a bundle older than the server's built entry point: after `tsc -b` alone (or a vitest
+ * run of these files without `npm test`), the processes would run an earlier server and pass.
+ * It compares with `dist/main.js` only, which `tsc -b` rewrites when the server's code changes;
+ * a change only in another package's `dist/` is not caught here.
+ */
+function assertBundleCurrent(): void {
+  const modified = (path: string) => {
+    try {
+      return statSync(path).mtimeMs;
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const bundle = modified(mainScript);
+  if (!(bundle >= modified(builtMain))) {
+    throw new Error(`${mainScript} is missing or older than dist/: run \`npm run build\` (npm test does)`);
+  }
+}
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -25,6 +47,7 @@ export interface NodeProcess {
 }
 
 export async function startProcess(env: Record<string, string>): Promise<NodeProcess> {
+  assertBundleCurrent();
   const port = await freePort();
   const child = spawn(process.execPath, [mainScript], {
     env: {
