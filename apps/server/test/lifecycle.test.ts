@@ -122,6 +122,23 @@ describe('a node process', () => {
     }
   });
 
+  it("loads the packaged IP data in the bundle's worker thread after start", async () => {
+    // The other process tests run with VIGIL_IP_DATA=off; this one runs the bundled
+    // ip-database-worker.js, which must find its chunks and the packaged data from the bundle.
+    const node = await start({ VIGIL_IP_DATA: 'packaged', VIGIL_LOG_LEVEL: 'info' });
+    let loaded: { ranges: number } | undefined;
+    for (let waited = 0; waited < 25_000 && loaded === undefined; waited += 100) {
+      const line = node
+        .stdout()
+        .split('\n')
+        .find((text) => text.includes('"IP database loaded"'));
+      if (line !== undefined) loaded = JSON.parse(line) as { ranges: number };
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(loaded?.ranges).toBeGreaterThan(100_000);
+    expect(node.stdout()).not.toMatch(/"level":50/);
+  });
+
   it('generates the admin token on first start, mode 0600, printed only once', async () => {
     const first = await startProcess({ VIGIL_DATA_DIR: dataDir });
     running.push(first);
