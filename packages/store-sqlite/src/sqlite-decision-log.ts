@@ -220,7 +220,7 @@ export class SqliteDecisionLog implements DecisionLog, EventHistory {
   #idle: (() => void)[] = [];
   readonly #requests = new Map<number, Pending & { records: PendingEntry[] | undefined }>();
   /** Event keys of the last day; until loaded, every lookup of a new event id reads SQLite. */
-  readonly #events = new EventFilter();
+  readonly #events = new EventFilter({ horizon: idempotencyHorizonMs });
   #eventsLoaded = false;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #storeWriteGuard: (<T>(write: () => Promise<T>) => Promise<T>) | undefined;
