@@ -54,6 +54,44 @@ describe('SqliteDecisionLog on disk', () => {
     await reopened.close();
   });
 
+  it('indexes every entity of every record, past the 100 rows one insert takes', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
+    const log = new SqliteDecisionLog({ path });
+    // 257 records of 3 entities: 771 index rows, so seven full inserts of 100 and 71 rows alone.
+    await Promise.all(
+      Array.from({ length: 257 }, (_, i) =>
+        log.append({
+          decisionId: `d${String(i).padStart(4, '0')}`,
+          tenantId: i % 2 === 0 ? 't' : 'u',
+          kind: 'decision',
+          createdAt: 1000 + i,
+          event: { type: 'x', id: `e${i}`, timestamp: 't', fields: {} },
+          verdict: 'accept',
+          response: null,
+          ruleIds: [],
+          entities: [`acct-${i % 7}`, `ip-${i % 3}`, `one-${i}`],
+        }),
+      ),
+    );
+    const found = async (tenantId: string, entity: string) =>
+      (await log.search({ tenantId, entity, limit: 1000 })).records.map((record) => record.decisionId).sort();
+    const expected = (tenantId: string, match: (i: number) => boolean) =>
+      Array.from({ length: 257 }, (_, i) => i)
+        .filter((i) => (i % 2 === 0 ? 't' : 'u') === tenantId && match(i))
+        .map((i) => `d${String(i).padStart(4, '0')}`);
+    for (const tenantId of ['t', 'u']) {
+      for (let n = 0; n < 7; n += 1)
+        expect(await found(tenantId, `acct-${n}`)).toEqual(expected(tenantId, (i) => i % 7 === n));
+      for (let n = 0; n < 3; n += 1)
+        expect(await found(tenantId, `ip-${n}`)).toEqual(expected(tenantId, (i) => i % 3 === n));
+    }
+    for (const i of [0, 99, 100, 255, 256]) {
+      const tenantId = i % 2 === 0 ? 't' : 'u';
+      expect(await found(tenantId, `one-${i}`)).toEqual([`d${String(i).padStart(4, '0')}`]);
+    }
+    await log.close();
+  });
+
   it('rebuilds the entity index after the process is killed before indexing', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'vigil-log-')), 'decisions.db');
     const script = `

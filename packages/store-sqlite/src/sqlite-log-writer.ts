@@ -136,6 +136,16 @@ function start(options: WriterOptions): void {
   const insertEntity = db.prepare(
     'INSERT OR IGNORE INTO record_entities (tenant_id, entity, created_at, seq) VALUES (?, ?, ?, ?)',
   );
+  // Index rows go in 100 to a statement: one native call and one statement run per 100 rows cut
+  // the index's cost by about a fifth (ADR 0002, update 5).
+  const entityRowsPerInsert = 100;
+  const insertEntities = db.prepare(
+    `INSERT OR IGNORE INTO record_entities (tenant_id, entity, created_at, seq) VALUES ${Array.from(
+      { length: entityRowsPerInsert },
+      () => '(?, ?, ?, ?)',
+    ).join(', ')}`,
+  );
+  const entityArguments: unknown[] = new Array(entityRowsPerInsert * 4);
   const setIndexed = db.prepare(
     "INSERT INTO log_meta (key, value) VALUES ('entities_indexed_to', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   );
@@ -157,7 +167,21 @@ function start(options: WriterOptions): void {
   const chunkRows = 2_000;
   const flushChunk = db.transaction(() => {
     const chunk = pendingEntities.length <= chunkRows ? pendingEntities : pendingEntities.slice(0, chunkRows);
-    for (const row of chunk) insertEntity.run(row[0], row[1], row[2], row[3]);
+    let index = 0;
+    for (; index + entityRowsPerInsert <= chunk.length; index += entityRowsPerInsert) {
+      for (let offset = 0; offset < entityRowsPerInsert; offset += 1) {
+        const row = chunk[index + offset] as (typeof chunk)[number];
+        entityArguments[offset * 4] = row[0];
+        entityArguments[offset * 4 + 1] = row[1];
+        entityArguments[offset * 4 + 2] = row[2];
+        entityArguments[offset * 4 + 3] = row[3];
+      }
+      insertEntities.run(entityArguments);
+    }
+    for (; index < chunk.length; index += 1) {
+      const row = chunk[index] as (typeof chunk)[number];
+      insertEntity.run(row[0], row[1], row[2], row[3]);
+    }
     pendingEntities = chunk === pendingEntities ? [] : pendingEntities.slice(chunk.length);
     // Complete up to the last record whose every entity is written.
     const next = pendingEntities[0];
