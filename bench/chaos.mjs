@@ -1,5 +1,5 @@
 // `npm run chaos`: resilience drills against real Vigil nodes under load from a second process.
-// What each drill does and what its columns mean: docs/RESILIENCE.md, "Chaos drills".
+// What each drill does and what its columns mean: docs/RELIABILITY.md, "Chaos drills".
 //
 //   npm run chaos                          build, then every drill at full length (about 14 minutes)
 //   node bench/chaos.mjs --quick           every drill about 5 times shorter, for development

@@ -1,5 +1,5 @@
 // Figures of `npm run chaos` from the load generator's per-request records, and the decision-log
-// check (lost and duplicated records). The definitions are in docs/RESILIENCE.md, "Chaos drills".
+// check (lost and duplicated records). The definitions are in docs/RELIABILITY.md, "Chaos drills".
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';

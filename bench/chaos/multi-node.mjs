@@ -9,7 +9,7 @@
 //
 // After the load every node is stopped (SIGTERM: each drains and delivers its journal), and the
 // decision log in PostgreSQL is checked: every answered decision must be there once, counted by
-// decision id. What each row means is in docs/RESILIENCE.md, "Chaos drills".
+// decision id. What each row means is in docs/RELIABILITY.md, "Chaos drills".
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rawCommand } from '../../packages/store-redis/dist/testing/redis-processes.js';

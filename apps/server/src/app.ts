@@ -49,9 +49,9 @@ export interface AppDependencies {
   maxJsonDepth: number;
   /** Lifecycle flags the node flips: not ready while warming or draining. */
   state: { ready: boolean; draining: boolean };
-  /** Fault injection and component health, under `/v1/admin` (docs/RESILIENCE.md). */
+  /** Fault injection and component health, under `/v1/admin` (docs/RELIABILITY.md). */
   resilience: ResilienceRouteOptions;
-  /** Quotas and overload shedding of the data-plane routes (docs/RESILIENCE.md). */
+  /** Quotas and overload shedding of the data-plane routes (docs/RELIABILITY.md). */
   admission: AdmissionControl;
 }
 

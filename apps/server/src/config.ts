@@ -155,7 +155,7 @@ export const ConfigSchema = Type.Object({
   VIGIL_FAULTS: Type.String({
     default: '[]',
     description:
-      'Fault injections for drills, started with the node: a JSON array of `POST /v1/admin/faults` bodies (docs/RESILIENCE.md). Invalid JSON stops the start.',
+      'Fault injections for drills, started with the node: a JSON array of `POST /v1/admin/faults` bodies (docs/RELIABILITY.md). Invalid JSON stops the start.',
   }),
 });
 

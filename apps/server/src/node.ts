@@ -217,14 +217,14 @@ export async function createNode(
     config.VIGIL_MASTER_KEY ??
     fileSecret(join(config.VIGIL_DATA_DIR, 'master-key'), () => randomBytes(32).toString('hex')).value;
 
-  // Fault injection and a circuit breaker around each dependency (docs/RESILIENCE.md).
+  // Fault injection and a circuit breaker around each dependency (docs/RELIABILITY.md).
   const resilience = new Resilience({ logger });
   // With VIGIL_DATABASE_URL the configuration, its audit and the decision log are in a PostgreSQL
   // that several nodes share; otherwise in SQLite files in the data dir (docs/SCALE-OUT.md).
   const postgres = postgresSettings(config, logger);
   let sharedConfig: PostgresConfigStore | undefined;
   // The last good configuration is kept on disk; when the store cannot be read the node starts
-  // from it and refuses changes (docs/RESILIENCE.md, "Last good configuration").
+  // from it and refuses changes (docs/RELIABILITY.md, "Last good configuration").
   const configuration = await openConfiguration({
     dataDir: config.VIGIL_DATA_DIR,
     open:
@@ -437,7 +437,7 @@ export async function createNode(
     ],
   });
   // Requests waiting to be read wait as long as the loop is late; no latency sample sees that wait,
-  // so overload is told by the loop's lag (docs/RESILIENCE.md).
+  // so overload is told by the loop's lag (docs/RELIABILITY.md).
   // The lag timer runs only when shedding by it is on (`VIGIL_SHED_LAG_MS` 0 turns both off).
   const loopLag = new EventLoopLag();
   if (config.VIGIL_SHED_LAG_MS > 0) loopLag.start();

@@ -4,7 +4,7 @@ import { normalCall } from './breakers.js';
 import type { ComponentGuard } from './component-guard.js';
 
 /**
- * The shared idempotency store behind a component guard (docs/RESILIENCE.md, "Idempotency and rate
+ * The shared idempotency store behind a component guard (docs/RELIABILITY.md, "Idempotency and rate
  * limits without Redis"). The guard is `counter_store`'s: both live in the same Redis, so one
  * breaker opens for both, and a `counter_store` drill exercises both fallbacks. While the breaker
  * is open every call fails at once, without waiting for a command timeout; the decision service then
